@@ -1,0 +1,100 @@
+#include "bindings/util.hpp"
+#include "kernels/activations.hpp"
+
+namespace nnkern::bind {
+
+void bind_activations(py::module_& m) {
+  // y = f(x), elementwise over n elements
+  m.def("sigmoid", [](const py::array& x, py::array& y) {
+    dispatch(x, "x", [&](auto t) {
+      using T = decltype(t);
+      const index_t n = x.size();
+      const T* px = in<T>(x, "x", n);
+      T* py_ = out<T>(y, "out", n);
+      py::gil_scoped_release nogil;
+      sigmoid<T>(px, py_, n);
+    });
+  });
+  m.def("tanh", [](const py::array& x, py::array& y) {
+    dispatch(x, "x", [&](auto t) {
+      using T = decltype(t);
+      const index_t n = x.size();
+      const T* px = in<T>(x, "x", n);
+      T* py_ = out<T>(y, "out", n);
+      py::gil_scoped_release nogil;
+      tanh_forward<T>(px, py_, n);
+    });
+  });
+  m.def("leaky_relu", [](const py::array& x, py::array& y, double alpha) {
+    dispatch(x, "x", [&](auto t) {
+      using T = decltype(t);
+      const index_t n = x.size();
+      const T* px = in<T>(x, "x", n);
+      T* py_ = out<T>(y, "out", n);
+      py::gil_scoped_release nogil;
+      leaky_relu<T>(px, py_, n, T(alpha));
+    });
+  });
+
+  // dx = f'(dy, saved)
+  m.def("sigmoid_backward", [](const py::array& dy, const py::array& y, py::array& dx) {
+    dispatch(dy, "dy", [&](auto t) {
+      using T = decltype(t);
+      const index_t n = dy.size();
+      const T *pg = in<T>(dy, "dy", n), *py_ = in<T>(y, "y", n);
+      T* pdx = out<T>(dx, "out", n);
+      py::gil_scoped_release nogil;
+      sigmoid_backward<T>(pg, py_, pdx, n);
+    });
+  });
+  m.def("tanh_backward", [](const py::array& dy, const py::array& y, py::array& dx) {
+    dispatch(dy, "dy", [&](auto t) {
+      using T = decltype(t);
+      const index_t n = dy.size();
+      const T *pg = in<T>(dy, "dy", n), *py_ = in<T>(y, "y", n);
+      T* pdx = out<T>(dx, "out", n);
+      py::gil_scoped_release nogil;
+      tanh_backward<T>(pg, py_, pdx, n);
+    });
+  });
+  m.def("leaky_relu_backward",
+        [](const py::array& dy, const py::array& x, py::array& dx, double alpha) {
+          dispatch(dy, "dy", [&](auto t) {
+            using T = decltype(t);
+            const index_t n = dy.size();
+            const T *pg = in<T>(dy, "dy", n), *px = in<T>(x, "x", n);
+            T* pdx = out<T>(dx, "out", n);
+            py::gil_scoped_release nogil;
+            leaky_relu_backward<T>(pg, px, pdx, n, T(alpha));
+          });
+        });
+
+  // x viewed as (outer, K, inner), reduced over K
+  m.def("softmax", [](const py::array& x, py::array& y, index_t outer, index_t K, index_t inner,
+                      bool log) {
+    if (outer < 0 || K < 0 || inner < 0) throw py::value_error("softmax: negative dimension");
+    dispatch(x, "x", [&](auto t) {
+      using T = decltype(t);
+      const index_t n = outer * K * inner;
+      const T* px = in<T>(x, "x", n);
+      T* py_ = out<T>(y, "out", n);
+      py::gil_scoped_release nogil;
+      softmax<T>(px, py_, outer, K, inner, log);
+    });
+  });
+  m.def("softmax_backward", [](const py::array& dy, const py::array& y, py::array& dx,
+                               index_t outer, index_t K, index_t inner, bool log) {
+    if (outer < 0 || K < 0 || inner < 0)
+      throw py::value_error("softmax_backward: negative dimension");
+    dispatch(dy, "dy", [&](auto t) {
+      using T = decltype(t);
+      const index_t n = outer * K * inner;
+      const T *pg = in<T>(dy, "dy", n), *py_ = in<T>(y, "y", n);
+      T* pdx = out<T>(dx, "out", n);
+      py::gil_scoped_release nogil;
+      softmax_backward<T>(pg, py_, pdx, outer, K, inner, log);
+    });
+  });
+}
+
+}  // namespace nnkern::bind

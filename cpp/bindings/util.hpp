@@ -1,0 +1,58 @@
+// Binding helpers: check an array's dtype, layout and size, then hand out its pointer.
+// The Python wrappers in nnkern.ops already validate with friendlier messages and make
+// inputs contiguous; these checks are the last line that keeps a direct call into _core
+// from reading out of bounds. They never convert or copy.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+#include "kernels/common.hpp"
+
+namespace nnkern::bind {
+
+namespace py = pybind11;
+
+template <class T>
+inline bool has_dtype(const py::array& a) {
+  return a.dtype().is(py::dtype::of<T>());
+}
+
+template <class T>
+inline void check(const py::array& a, const char* name, index_t size) {
+  if (!has_dtype<T>(a))
+    throw py::type_error(std::string(name) + ": expected dtype " +
+                         std::string(py::str(py::dtype::of<T>())) + ", got " +
+                         std::string(py::str(a.dtype())));
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + ": must be C-contiguous");
+  if (a.size() != size)
+    throw py::value_error(std::string(name) + ": expected " + std::to_string(size) +
+                          " elements, got " + std::to_string(a.size()));
+}
+
+template <class T>
+inline const T* in(const py::array& a, const char* name, index_t size) {
+  check<T>(a, name, size);
+  return static_cast<const T*>(a.data());
+}
+
+template <class T>
+inline T* out(py::array& a, const char* name, index_t size) {
+  check<T>(a, name, size);
+  if (!a.writeable()) throw py::value_error(std::string(name) + ": array is read-only");
+  return static_cast<T*>(a.mutable_data());
+}
+
+// Call f(T{}) with T the scalar type of `a` (float32 or float64).
+template <class F>
+inline auto dispatch(const py::array& a, const char* name, F&& f) {
+  if (has_dtype<float>(a)) return f(float{});
+  if (has_dtype<double>(a)) return f(double{});
+  throw py::type_error(std::string(name) + ": expected float32 or float64, got " +
+                       std::string(py::str(a.dtype())));
+}
+
+}  // namespace nnkern::bind

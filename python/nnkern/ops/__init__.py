@@ -1,0 +1,15 @@
+"""nnkern.ops: the public kernel API, computed by the compiled C++ (Eigen) kernels.
+
+Every function has a NumPy twin of the same name and signature in :mod:`nnkern.reference`.
+Arguments are validated here (clear TypeError / ValueError naming the argument); the
+compiled code runs with the GIL released and uses :func:`nnkern.set_num_threads` threads.
+"""
+
+from .activations import *  # noqa: F401,F403
+from .activations import __all__ as _act
+from .dense import *  # noqa: F401,F403
+from .dense import __all__ as _dense
+from .losses import *  # noqa: F401,F403
+from .losses import __all__ as _loss
+
+__all__ = [*_act, *_loss, *_dense]

@@ -1,0 +1,36 @@
+"""Dense (fully connected) layer on Eigen's GEMM; see nnkern.reference.dense for the math."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .. import _validate as v
+from ..reference.dense import _dense_args, _dense_backward_args
+from ..reference.dense import dense as _ref_dense
+from ..reference.dense import dense_backward as _ref_dense_backward
+
+__all__ = ["dense", "dense_backward"]
+
+
+def dense(x, W, b=None, out=None):
+    x, W, b = _dense_args(x, W, b)
+    O, I = W.shape
+    y = v.output(out, x.shape[:-1] + (O,), x.dtype)
+    _core.dense(x, W, b, y, int(np.prod(x.shape[:-1], dtype=np.int64)), I, O)
+    return y
+
+
+def dense_backward(dy, x, W):
+    dy, x, W = _dense_backward_args(dy, x, W)
+    O, I = W.shape
+    N = int(np.prod(x.shape[:-1], dtype=np.int64))
+    dx = np.empty_like(x)
+    dW = np.empty_like(W)
+    db = np.empty(O, dtype=x.dtype)
+    _core.dense_backward(dy, x, W, dx, dW, db, N, I, O)
+    return dx, dW, db
+
+
+dense.__doc__ = _ref_dense.__doc__
+dense_backward.__doc__ = _ref_dense_backward.__doc__

@@ -1,0 +1,23 @@
+"""nnkern.reference: the NumPy twins of every kernel in nnkern.ops.
+
+Each function here has the same name, signature and semantics as its C++ twin in
+:mod:`nnkern.ops` and is written to be read: it is the definition of "correct" that the
+tests hold the fast kernels to.
+
+Dimension letters used in docstrings and shapes throughout nnkern:
+
+    N, B  batch            T  time steps        I  input features     O  output features
+    H     hidden size      G  gates             C  classes            V  vocabulary
+    D     embedding size   K  the reduced axis
+
+float32 and float64 are both supported and never mixed within one call.
+"""
+
+from .activations import *  # noqa: F401,F403
+from .activations import __all__ as _act
+from .dense import *  # noqa: F401,F403
+from .dense import __all__ as _dense
+from .losses import *  # noqa: F401,F403
+from .losses import __all__ as _loss
+
+__all__ = [*_act, *_loss, *_dense]
