@@ -1,75 +1,138 @@
 #include "kernels/activations.hpp"
+#include "kernels/stream.hpp"
+
+#include <algorithm>
 
 #include <cmath>
+#include <vector>
 
 namespace nnkern {
 
 template <class T>
 void sigmoid(const T* x, T* y, index_t n) {
-  parallel_chunks(n, [&](index_t b, index_t e) {
+  elementwise(y, n, [&](index_t b, index_t e, T* dst) {
     // Eigen's logistic() is the stable form: it never forms exp(+large).
-    MapArr<T>(y + b, e - b) = CMapArr<T>(x + b, e - b).logistic();
+    MapArr<T>(dst, e - b) = CMapArr<T>(x + b, e - b).logistic();
   });
 }
 
 template <class T>
 void sigmoid_backward(const T* dy, const T* y, T* dx, index_t n) {
-  parallel_chunks(n, [&](index_t b, index_t e) {
+  elementwise(dx, n, [&](index_t b, index_t e, T* dst) {
     auto yy = CMapArr<T>(y + b, e - b);
-    MapArr<T>(dx + b, e - b) = CMapArr<T>(dy + b, e - b) * yy * (T(1) - yy);
+    MapArr<T>(dst, e - b) = CMapArr<T>(dy + b, e - b) * yy * (T(1) - yy);
   });
 }
 
 template <class T>
 void tanh_forward(const T* x, T* y, index_t n) {
-  parallel_chunks(n, [&](index_t b, index_t e) {
-    MapArr<T>(y + b, e - b) = CMapArr<T>(x + b, e - b).tanh();
+  elementwise(y, n, [&](index_t b, index_t e, T* dst) {
+    MapArr<T>(dst, e - b) = CMapArr<T>(x + b, e - b).tanh();
   });
 }
 
 template <class T>
 void tanh_backward(const T* dy, const T* y, T* dx, index_t n) {
-  parallel_chunks(n, [&](index_t b, index_t e) {
+  elementwise(dx, n, [&](index_t b, index_t e, T* dst) {
     auto yy = CMapArr<T>(y + b, e - b);
-    MapArr<T>(dx + b, e - b) = CMapArr<T>(dy + b, e - b) * (T(1) - yy * yy);
+    MapArr<T>(dst, e - b) = CMapArr<T>(dy + b, e - b) * (T(1) - yy * yy);
   });
 }
 
 template <class T>
 void leaky_relu(const T* x, T* y, index_t n, T alpha) {
-  parallel_chunks(n, [&](index_t b, index_t e) {
+  elementwise(y, n, [&](index_t b, index_t e, T* dst) {
     auto xx = CMapArr<T>(x + b, e - b);
     // (x < 0) is false for NaN, so NaN passes through as NumPy's maximum does.
     if (alpha == T(0))
-      MapArr<T>(y + b, e - b) = (xx < T(0)).select(T(0), xx);
+      MapArr<T>(dst, e - b) = (xx < T(0)).select(T(0), xx);
     else
-      MapArr<T>(y + b, e - b) = (xx < T(0)).select(xx * alpha, xx);
+      MapArr<T>(dst, e - b) = (xx < T(0)).select(xx * alpha, xx);
   });
 }
 
 template <class T>
 void leaky_relu_backward(const T* dy, const T* x, T* dx, index_t n, T alpha) {
-  parallel_chunks(n, [&](index_t b, index_t e) {
+  elementwise(dx, n, [&](index_t b, index_t e, T* dst) {
     auto xx = CMapArr<T>(x + b, e - b);
     auto g = CMapArr<T>(dy + b, e - b);
-    MapArr<T>(dx + b, e - b) = (xx > T(0)).select(g, g * alpha);
+    MapArr<T>(dst, e - b) = (xx > T(0)).select(g, g * alpha);
   });
 }
 
 // ---------------------------------------------------------------------------------------
 // softmax / log_softmax
 
+namespace ei = Eigen::internal;
+
+// e[k] = exp(x[k] - m) for k < K (when e != nullptr), returning sum_k exp(x[k] - m):
+// one fused, vectorised pass.
 template <class T>
-static void softmax_row(const T* x, T* y, index_t K, bool log) {
-  auto xx = CMapArr<T>(x, K);
-  auto yy = MapArr<T>(y, K);
-  const T m = xx.maxCoeff();
+static T exp_sum(const T* x, T* e, index_t K, T m) {
+  using P = typename ei::packet_traits<T>::type;
+  constexpr index_t L = ei::unpacket_traits<P>::size;
+  const P vm = ei::pset1<P>(m);
+  P acc0 = ei::pset1<P>(T(0)), acc1 = acc0;
+  index_t k = 0;
+  for (; k + 2 * L <= K; k += 2 * L) {
+    const P e0 = ei::pexp(ei::psub(ei::ploadu<P>(x + k), vm));
+    const P e1 = ei::pexp(ei::psub(ei::ploadu<P>(x + k + L), vm));
+    if (e) {
+      ei::pstoreu(e + k, e0);
+      ei::pstoreu(e + k + L, e1);
+    }
+    acc0 = ei::padd(acc0, e0);
+    acc1 = ei::padd(acc1, e1);
+  }
+  T s = ei::predux(ei::padd(acc0, acc1));
+  for (; k < K; ++k) {
+    const T v = std::exp(x[k] - m);
+    if (e) e[k] = v;
+    s += v;
+  }
+  return s;
+}
+
+// Per-thread workspace of one softmax row.
+template <class T>
+struct RowWork {
+  std::vector<T> scratch;   // exp(x - block max), when the output is streamed
+  std::vector<T> bmax, bsum;  // per block of kBlock elements: max and sum of exp
+};
+
+// One row of length K, read once from memory. The row is taken in L1-sized blocks; each
+// block is reduced to (its max, sum of exp(x - its max)) while it is in cache, and the
+// block results are merged at the end, rescaled to the row maximum ("online" softmax,
+// Milakov & Gimelshein 2018). softmax keeps exp(x - block max) (in y, or in an L2-resident
+// scratch row when y is streamed) so exp is evaluated once per element.
+template <class T>
+static void softmax_row(const T* x, T* y, index_t K, bool log, bool stream, RowWork<T>& w) {
+  const index_t nb = (K + kBlock - 1) / kBlock;
+  T* e = log ? nullptr : (stream ? w.scratch.data() : y);
+  T m = T(0);
+  for (index_t b = 0; b < nb; ++b) {
+    const index_t off = b * kBlock, len = std::min(kBlock, K - off);
+    const T bm = CMapArr<T>(x + off, len).maxCoeff();
+    w.bmax[b] = bm;
+    w.bsum[b] = exp_sum(x + off, e ? e + off : nullptr, len, bm);
+    if (b == 0 || !(bm <= m)) m = bm;  // NaN anywhere makes the row NaN, as in NumPy
+  }
+  T s = T(0);
+  for (index_t b = 0; b < nb; ++b) s += w.bsum[b] * std::exp(w.bmax[b] - m);
   if (log) {
-    const T lse = m + std::log((xx - m).exp().sum());
-    yy = xx - lse;
-  } else {
-    yy = (xx - m).exp();
-    yy *= T(1) / yy.sum();
+    const T lse = m + std::log(s);
+    auto xx = CMapArr<T>(x, K);
+    write_blocks(y, 0, K, stream, [&](index_t b, index_t end, T* dst) {
+      MapArr<T>(dst, end - b) = xx.segment(b, end - b) - lse;
+    });
+    return;
+  }
+  const T inv = T(1) / s;
+  for (index_t b = 0; b < nb; ++b) {
+    const index_t off = b * kBlock, len = std::min(kBlock, K - off);
+    const T scale = std::exp(w.bmax[b] - m) * inv;
+    MapArr<T>(e + off, len) *= scale;
+    if (stream) stream_copy(y + off, e + off, len);
   }
 }
 
@@ -93,12 +156,23 @@ template <class T>
 void softmax(const T* x, T* y, index_t outer, index_t K, index_t inner, bool log) {
   if (K == 0 || outer == 0 || inner == 0) return;
   const index_t work = outer * K * inner;
-  if (inner == 1) {
-    parallel_rows(outer, work, [&](index_t r) { softmax_row(x + r * K, y + r * K, K, log); });
-  } else {
+  if (inner != 1) {
     parallel_rows(outer, work, [&](index_t o) {
       softmax_block(x + o * K * inner, y + o * K * inner, K, inner, log);
     });
+    return;
+  }
+  const bool stream = index_t(sizeof(T)) * work >= kStreamBytes;
+  const int nt = (work < kParallelGrain || outer == 1) ? 1 : get_num_threads();
+#pragma omp parallel num_threads(nt)
+  {
+    RowWork<T> w;
+    w.scratch.resize(stream && !log ? K : 0);
+    w.bmax.resize((K + kBlock - 1) / kBlock);
+    w.bsum.resize(w.bmax.size());
+#pragma omp for schedule(static)
+    for (index_t r = 0; r < outer; ++r) softmax_row(x + r * K, y + r * K, K, log, stream, w);
+    if (stream) stream_fence();
   }
 }
 
@@ -107,15 +181,26 @@ void softmax_backward(const T* dy, const T* y, T* dx, index_t outer, index_t K, 
   if (K == 0 || outer == 0 || inner == 0) return;
   const index_t work = outer * K * inner;
   if (inner == 1) {
-    parallel_rows(outer, work, [&](index_t r) {
-      auto g = CMapArr<T>(dy + r * K, K);
-      auto yy = CMapArr<T>(y + r * K, K);
-      auto out = MapArr<T>(dx + r * K, K);
-      if (log)
-        out = g - yy.exp() * g.sum();
-      else
-        out = yy * (g - (g * yy).sum());
-    });
+    const bool stream = index_t(sizeof(T)) * work >= kStreamBytes;
+    const int nt = (work < kParallelGrain || outer == 1) ? 1 : get_num_threads();
+#pragma omp parallel num_threads(nt)
+    {
+#pragma omp for schedule(static)
+      for (index_t r = 0; r < outer; ++r) {
+        auto g = CMapArr<T>(dy + r * K, K);
+        auto yy = CMapArr<T>(y + r * K, K);
+        const T s = log ? g.sum() : (g * yy).sum();
+        write_blocks(dx + r * K, 0, K, stream, [&](index_t b, index_t e, T* dst) {
+          auto gs = g.segment(b, e - b);
+          auto ys = yy.segment(b, e - b);
+          if (log)
+            MapArr<T>(dst, e - b) = gs - ys.exp() * s;
+          else
+            MapArr<T>(dst, e - b) = ys * (gs - s);
+        });
+      }
+      if (stream) stream_fence();
+    }
   } else {
     parallel_rows(outer, work, [&](index_t o) {
       const index_t off = o * K * inner;

@@ -1,0 +1,101 @@
+// Writing large outputs with non-temporal (streaming) stores.
+//
+// A normal store to a line that is not in cache first reads the line (read-for-ownership),
+// so an elementwise kernel over arrays larger than the caches moves 3 bytes per byte of
+// output. Streaming stores skip that read: the kernels compute a block into a small buffer
+// that stays in L1, then stream it out. Used only above kStreamBytes, where the output
+// would not survive in cache anyway.
+#pragma once
+
+#include <cstring>
+
+#include "kernels/common.hpp"
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+namespace nnkern {
+
+constexpr index_t kStreamBytes = index_t(8) << 20;  // whole outputs above 8 MiB
+constexpr index_t kBlock = 2048;                      // elements per L1 staging block
+
+inline void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+// dst[0, n) = src[0, n), streaming when the target ISA allows (any alignment of dst).
+template <class T>
+inline void stream_copy(T* dst, const T* src, index_t n) {
+#if defined(__AVX512F__)
+  constexpr index_t A = 64;
+#elif defined(__AVX__)
+  constexpr index_t A = 32;
+#elif defined(__SSE2__)
+  constexpr index_t A = 16;
+#else
+  constexpr index_t A = 0;
+#endif
+  if constexpr (A == 0) {
+    std::memcpy(dst, src, sizeof(T) * n);
+  } else {
+    constexpr index_t L = A / sizeof(T);
+    index_t i = 0;
+    // scalar head up to the first A-byte boundary of dst
+    while (i < n && (reinterpret_cast<std::uintptr_t>(dst + i) % A) != 0) {
+      dst[i] = src[i];
+      ++i;
+    }
+    for (; i + L <= n; i += L) {
+#if defined(__AVX512F__)
+      if constexpr (sizeof(T) == 4)
+        _mm512_stream_ps(reinterpret_cast<float*>(dst + i), _mm512_loadu_ps(reinterpret_cast<const float*>(src + i)));
+      else
+        _mm512_stream_pd(reinterpret_cast<double*>(dst + i), _mm512_loadu_pd(reinterpret_cast<const double*>(src + i)));
+#elif defined(__AVX__)
+      if constexpr (sizeof(T) == 4)
+        _mm256_stream_ps(reinterpret_cast<float*>(dst + i), _mm256_loadu_ps(reinterpret_cast<const float*>(src + i)));
+      else
+        _mm256_stream_pd(reinterpret_cast<double*>(dst + i), _mm256_loadu_pd(reinterpret_cast<const double*>(src + i)));
+#else
+      if constexpr (sizeof(T) == 4)
+        _mm_stream_ps(reinterpret_cast<float*>(dst + i), _mm_loadu_ps(reinterpret_cast<const float*>(src + i)));
+      else
+        _mm_stream_pd(reinterpret_cast<double*>(dst + i), _mm_loadu_pd(reinterpret_cast<const double*>(src + i)));
+#endif
+    }
+    for (; i < n; ++i) dst[i] = src[i];
+  }
+}
+
+// y[b, e) = f(b, e, dst): f writes e - b results to dst. When streaming, the results are
+// staged block by block in an L1 buffer and streamed out; otherwise written in place.
+// The caller issues stream_fence() once after its last streaming write.
+template <class T, class F>
+inline void write_blocks(T* y, index_t b, index_t e, bool stream, F&& f) {
+  if (!stream) {
+    f(b, e, y + b);
+    return;
+  }
+  alignas(64) T buf[kBlock];
+  for (index_t s = b; s < e; s += kBlock) {
+    const index_t m = std::min(kBlock, e - s);
+    f(s, s + m, buf);
+    stream_copy(y + s, buf, m);
+  }
+}
+
+// Elementwise driver: y[0, n) computed chunk by chunk over the thread team; outputs larger
+// than kStreamBytes are streamed.
+template <class T, class F>
+inline void elementwise(T* y, index_t n, F&& f) {
+  const bool stream = index_t(sizeof(T)) * n >= kStreamBytes;
+  parallel_chunks(n, [&](index_t b, index_t e) {
+    write_blocks(y, b, e, stream, f);
+    if (stream) stream_fence();
+  });
+}
+
+}  // namespace nnkern
