@@ -72,10 +72,9 @@ void bind_activations(py::module_& m) {
   // x viewed as (outer, K, inner), reduced over K
   m.def("softmax", [](const py::array& x, py::array& y, index_t outer, index_t K, index_t inner,
                       bool log) {
-    if (outer < 0 || K < 0 || inner < 0) throw py::value_error("softmax: negative dimension");
+    const index_t n = dims("softmax", {outer, K, inner});
     dispatch(x, "x", [&](auto t) {
       using T = decltype(t);
-      const index_t n = outer * K * inner;
       const T* px = in<T>(x, "x", n);
       T* py_ = out<T>(y, "out", n);
       py::gil_scoped_release nogil;
@@ -84,11 +83,9 @@ void bind_activations(py::module_& m) {
   });
   m.def("softmax_backward", [](const py::array& dy, const py::array& y, py::array& dx,
                                index_t outer, index_t K, index_t inner, bool log) {
-    if (outer < 0 || K < 0 || inner < 0)
-      throw py::value_error("softmax_backward: negative dimension");
+    const index_t n = dims("softmax_backward", {outer, K, inner});
     dispatch(dy, "dy", [&](auto t) {
       using T = decltype(t);
-      const index_t n = outer * K * inner;
       const T *pg = in<T>(dy, "dy", n), *py_ = in<T>(y, "y", n);
       T* pdx = out<T>(dx, "out", n);
       py::gil_scoped_release nogil;

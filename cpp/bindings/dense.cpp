@@ -7,14 +7,14 @@ void bind_dense(py::module_& m) {
   // x (N, I), W (O, I), b (O,) or None -> y (N, O)
   m.def("dense", [](const py::array& x, const py::array& W, const py::object& b, py::array& y,
                     index_t N, index_t I, index_t O) {
-    if (N < 0 || I < 0 || O < 0) throw py::value_error("dense: negative dimension");
+    const index_t NI = dims("dense", {N, I}), OI = dims("dense", {O, I}), NO = dims("dense", {N, O});
     dispatch(x, "x", [&](auto t) {
       using T = decltype(t);
-      const T* px = in<T>(x, "x", N * I);
-      const T* pW = in<T>(W, "W", O * I);
+      const T* px = in<T>(x, "x", NI);
+      const T* pW = in<T>(W, "W", OI);
       const T* pb = nullptr;
       if (!b.is_none()) pb = in<T>(b.cast<py::array>(), "b", O);
-      T* py_ = out<T>(y, "out", N * O);
+      T* py_ = out<T>(y, "out", NO);
       py::gil_scoped_release nogil;
       dense_forward<T>(px, pW, pb, py_, N, I, O);
     });
@@ -23,14 +23,15 @@ void bind_dense(py::module_& m) {
   m.def("dense_backward", [](const py::array& dy, const py::array& x, const py::array& W,
                              py::array& dx, py::array& dW, py::array& db, index_t N, index_t I,
                              index_t O) {
-    if (N < 0 || I < 0 || O < 0) throw py::value_error("dense_backward: negative dimension");
+    const index_t NI = dims("dense_backward", {N, I}), OI = dims("dense_backward", {O, I}),
+                  NO = dims("dense_backward", {N, O});
     dispatch(dy, "dy", [&](auto t) {
       using T = decltype(t);
-      const T* pg = in<T>(dy, "dy", N * O);
-      const T* px = in<T>(x, "x", N * I);
-      const T* pW = in<T>(W, "W", O * I);
-      T* pdx = out<T>(dx, "dx", N * I);
-      T* pdW = out<T>(dW, "dW", O * I);
+      const T* pg = in<T>(dy, "dy", NO);
+      const T* px = in<T>(x, "x", NI);
+      const T* pW = in<T>(W, "W", OI);
+      T* pdx = out<T>(dx, "dx", NI);
+      T* pdW = out<T>(dW, "dW", OI);
       T* pdb = out<T>(db, "db", O);
       py::gil_scoped_release nogil;
       dense_backward<T>(pg, px, pW, pdx, pdW, pdb, N, I, O);

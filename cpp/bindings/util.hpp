@@ -7,6 +7,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <initializer_list>
 #include <string>
 
 #include "kernels/common.hpp"
@@ -44,6 +45,18 @@ inline T* out(py::array& a, const char* name, index_t size) {
   check<T>(a, name, size);
   if (!a.writeable()) throw py::value_error(std::string(name) + ": array is read-only");
   return static_cast<T*>(a.mutable_data());
+}
+
+// The product of array dimensions passed in from Python, rejecting negative values and
+// products that overflow int64 (which would otherwise wrap and pass the size checks).
+inline index_t dims(const char* fn, std::initializer_list<index_t> ds) {
+  index_t n = 1;
+  for (index_t d : ds) {
+    if (d < 0) throw py::value_error(std::string(fn) + ": negative dimension " + std::to_string(d));
+    if (__builtin_mul_overflow(n, d, &n))
+      throw py::value_error(std::string(fn) + ": dimensions overflow int64");
+  }
+  return n;
 }
 
 // Call f(T{}) with T the scalar type of `a` (float32 or float64).

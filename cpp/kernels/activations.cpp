@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 namespace nnkern {
@@ -93,6 +94,29 @@ static T exp_sum(const T* x, T* e, index_t K, T m) {
   return s;
 }
 
+// sum_k a[k] (b == nullptr) or sum_k a[k] * b[k], in a fixed order that does not depend
+// on the arrays' alignment (Eigen's reductions peel to alignment, so the same numbers at
+// another address could round differently).
+template <class T>
+static T psum(const T* a, const T* b, index_t K) {
+  using P = typename ei::packet_traits<T>::type;
+  constexpr index_t L = ei::unpacket_traits<P>::size;
+  P acc0 = ei::pset1<P>(T(0)), acc1 = acc0;
+  index_t k = 0;
+  for (; k + 2 * L <= K; k += 2 * L) {
+    P a0 = ei::ploadu<P>(a + k), a1 = ei::ploadu<P>(a + k + L);
+    if (b) {
+      a0 = ei::pmul(a0, ei::ploadu<P>(b + k));
+      a1 = ei::pmul(a1, ei::ploadu<P>(b + k + L));
+    }
+    acc0 = ei::padd(acc0, a0);
+    acc1 = ei::padd(acc1, a1);
+  }
+  T s = ei::predux(ei::padd(acc0, acc1));
+  for (; k < K; ++k) s += b ? a[k] * b[k] : a[k];
+  return s;
+}
+
 // Per-thread workspace of one softmax row.
 template <class T>
 struct RowWork {
@@ -114,16 +138,25 @@ static void softmax_row(const T* x, T* y, index_t K, bool log, bool stream, RowW
     const index_t off = b * kBlock, len = std::min(kBlock, K - off);
     const T bm = CMapArr<T>(x + off, len).maxCoeff();
     w.bmax[b] = bm;
-    w.bsum[b] = exp_sum(x + off, e ? e + off : nullptr, len, bm);
+    if (bm == -std::numeric_limits<T>::infinity()) {
+      // A block of -inf (e.g. masked logits) adds nothing; exp(-inf - -inf) would be NaN.
+      w.bsum[b] = T(0);
+      if (e) std::fill(e + off, e + off + len, T(0));
+    } else {
+      w.bsum[b] = exp_sum(x + off, e ? e + off : nullptr, len, bm);
+    }
     if (b == 0 || !(bm <= m)) m = bm;  // NaN anywhere makes the row NaN, as in NumPy
   }
   T s = T(0);
-  for (index_t b = 0; b < nb; ++b) s += w.bsum[b] * std::exp(w.bmax[b] - m);
+  for (index_t b = 0; b < nb; ++b)
+    if (w.bsum[b] != T(0)) s += w.bsum[b] * std::exp(w.bmax[b] - m);
   if (log) {
-    const T lse = m + std::log(s);
+    // (x - m) - log(s), not x - (m + log(s)): at |x| ~ 1e4 in float32 the latter loses
+    // the low digits of log(s).
+    const T logs = std::log(s);
     auto xx = CMapArr<T>(x, K);
     write_blocks(y, 0, K, stream, [&](index_t b, index_t end, T* dst) {
-      MapArr<T>(dst, end - b) = xx.segment(b, end - b) - lse;
+      MapArr<T>(dst, end - b) = (xx.segment(b, end - b) - m) - logs;
     });
     return;
   }
@@ -142,12 +175,13 @@ static void softmax_block(const T* x, T* y, index_t K, index_t inner, bool log) 
   CMapMat<T> xx(x, K, inner);
   MapMat<T> yy(y, K, inner);
   const RowVec<T> m = xx.colwise().maxCoeff();
-  yy = (xx.rowwise() - m).array().exp().matrix();
-  const RowVec<T> s = yy.colwise().sum();
   if (log) {
-    const RowVec<T> lse = m.array() + s.array().log();
-    yy = xx.rowwise() - lse;
+    // y may alias x: reduce first, then write.
+    const RowVec<T> logs = (xx.rowwise() - m).array().exp().matrix().colwise().sum().array().log().matrix();
+    yy = (xx.rowwise() - m).rowwise() - logs;
   } else {
+    yy = (xx.rowwise() - m).array().exp().matrix();
+    const RowVec<T> s = yy.colwise().sum();
     yy.array().rowwise() *= s.array().inverse();
   }
 }
@@ -189,7 +223,8 @@ void softmax_backward(const T* dy, const T* y, T* dx, index_t outer, index_t K, 
       for (index_t r = 0; r < outer; ++r) {
         auto g = CMapArr<T>(dy + r * K, K);
         auto yy = CMapArr<T>(y + r * K, K);
-        const T s = log ? g.sum() : (g * yy).sum();
+        const T s = log ? psum(dy + r * K, static_cast<const T*>(nullptr), K)
+                        : psum(dy + r * K, y + r * K, K);
         write_blocks(dx + r * K, 0, K, stream, [&](index_t b, index_t e, T* dst) {
           auto gs = g.segment(b, e - b);
           auto ys = yy.segment(b, e - b);

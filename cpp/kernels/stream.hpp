@@ -70,20 +70,22 @@ inline void stream_copy(T* dst, const T* src, index_t n) {
   }
 }
 
-// y[b, e) = f(b, e, dst): f writes e - b results to dst. When streaming, the results are
-// staged block by block in an L1 buffer and streamed out; otherwise written in place.
+// y[b, e) = f(b, e, dst): f writes e - b results to dst. The results are staged block by
+// block in an aligned L1 buffer, then copied out (streamed when `stream`). Staging costs
+// little and makes every element take the same (vector or scalar-tail) code path whatever
+// y's address, so results never depend on alignment; Eigen would otherwise peel scalar
+// iterations up to y's first aligned element, and scalar exp/tanh round differently.
 // The caller issues stream_fence() once after its last streaming write.
 template <class T, class F>
 inline void write_blocks(T* y, index_t b, index_t e, bool stream, F&& f) {
-  if (!stream) {
-    f(b, e, y + b);
-    return;
-  }
   alignas(64) T buf[kBlock];
   for (index_t s = b; s < e; s += kBlock) {
     const index_t m = std::min(kBlock, e - s);
     f(s, s + m, buf);
-    stream_copy(y + s, buf, m);
+    if (stream)
+      stream_copy(y + s, buf, m);
+    else
+      std::memcpy(y + s, buf, sizeof(T) * m);
   }
 }
 

@@ -19,7 +19,8 @@ def float_array(x, name: str) -> np.ndarray:
     a = np.asarray(x)
     if a.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {a.dtype}")
-    return np.ascontiguousarray(a)
+    # np.asarray(order="C") keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d).
+    return np.asarray(a, order="C")
 
 
 def same_dtype(ref: np.ndarray, ref_name: str, **arrays: np.ndarray | None) -> None:
@@ -102,7 +103,7 @@ def index_array(t, name: str) -> np.ndarray:
     a = np.asarray(t)
     if a.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected an integer array, got dtype {a.dtype}")
-    return np.ascontiguousarray(a, dtype=np.int64)
+    return np.asarray(a, dtype=np.int64, order="C")
 
 
 def reduce_result(value, dtype: np.dtype):

@@ -103,7 +103,9 @@ def softmax(x, axis=-1, out=None):
     """
     x = v.float_array(x, "x")
     ax = v.normalize_axis(axis, x.ndim)
-    m = np.max(x, axis=ax, keepdims=True) if x.size else x.sum(axis=ax, keepdims=True)
+    if x.size == 0:
+        return _finish(x.copy(), out)
+    m = np.max(x, axis=ax, keepdims=True)
     e = np.exp(x - m)
     return _finish(e / np.sum(e, axis=ax, keepdims=True), out)
 
@@ -127,9 +129,11 @@ def log_softmax(x, axis=-1, out=None):
     """
     x = v.float_array(x, "x")
     ax = v.normalize_axis(axis, x.ndim)
-    m = np.max(x, axis=ax, keepdims=True) if x.size else x.sum(axis=ax, keepdims=True)
-    lse = m + np.log(np.sum(np.exp(x - m), axis=ax, keepdims=True))
-    return _finish(x - lse, out)
+    if x.size == 0:
+        return _finish(x.copy(), out)
+    m = np.max(x, axis=ax, keepdims=True)
+    # (x - m) - log(s) rather than x - (m + log(s)): keeps log(s)'s digits when |x| is large.
+    return _finish((x - m) - np.log(np.sum(np.exp(x - m), axis=ax, keepdims=True)), out)
 
 
 def log_softmax_backward(dy, y, axis=-1, out=None):

@@ -62,8 +62,9 @@ def dense_backward(dy, x, W):
     Returns (dx, dW, db); db is returned even if the forward had no bias.
     """
     dy, x, W = _dense_backward_args(dy, x, W)
-    dy2 = dy.reshape(-1, W.shape[0])
-    x2 = x.reshape(-1, W.shape[1])
+    n = int(np.prod(x.shape[:-1], dtype=np.int64))
+    dy2 = dy.reshape(n, W.shape[0])
+    x2 = x.reshape(n, W.shape[1])
     dx = (dy2 @ W).reshape(x.shape)
     dW = dy2.T @ x2
     db = dy2.sum(axis=0)
