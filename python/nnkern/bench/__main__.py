@@ -1,0 +1,5 @@
+"""``python -m nnkern.bench``: see nnkern.bench.cli."""
+
+from .cli import main
+
+raise SystemExit(main())

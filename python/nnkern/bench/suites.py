@@ -1,0 +1,356 @@
+"""The benchmark cases. Importing this module registers them (order = table order).
+
+Fairness rules every case follows:
+- inputs are made once, outside the timed region; torch tensors are torch.from_numpy views
+  of the very same arrays;
+- every implementation allocates its outputs on each call (nobody gets out=), except in the
+  "(out=)" cases, where all three write into their own preallocated output: those show the
+  kernels without the allocator (a fresh 64 MiB output costs torch far more than NumPy, see
+  the memcpy+alloc row);
+- "fwd+bwd" is the forward kernel followed by the backward kernel with a fixed upstream
+  gradient dy. For torch, elementwise and softmax backwards call the ATen backward kernel
+  that autograd itself dispatches to (torch.ops.aten.sigmoid_backward, ...), like nnkern's
+  explicit NAME_backward call and without autograd's graph bookkeeping; dense and the losses
+  use autograd (.backward()), the way they are used in PyTorch (the bookkeeping is small next
+  to a GEMM or a 16M-element pass).
+
+Throughput: GEMM-bound cases report GFLOP/s (2*N*I*O per matrix product); memory-bound ones
+report GB/s counting the minimum traffic, every input read once plus every output written
+once (so a kernel at memcpy speed shows the memcpy row's GB/s).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from .. import ops
+from .. import reference as ref
+from .harness import register, require, torch_module
+
+F32 = np.float32
+M16 = 1 << 24  # "16M" elements: 64 MiB of float32
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _randn(shape, seed=0):
+    return _rng(seed).standard_normal(shape, dtype=F32)
+
+
+def _first(g):
+    """A backward's gradient w.r.t. its first argument (it may also return others)."""
+    return g[0] if isinstance(g, (tuple, list)) else g
+
+
+def _size(shape):
+    return "x".join(map(str, shape))
+
+
+# --------------------------------------------------------------------------------------------
+# softmax / log_softmax (axis=-1)
+
+
+def _softmax_fwd(name, shape, out=False):
+    x = _randn(shape)
+    op, twin = getattr(ops, name), getattr(ref, name)
+    t = torch_module()
+    tf = None
+    if out:  # every implementation writes into its own preallocated output
+        yn, yr, yt = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+        if t is not None:
+            xt, ytt = t.from_numpy(x), t.from_numpy(yt)
+            aten_out = getattr(t.ops.aten, "_" + name).out
+            tf = lambda: aten_out(xt, -1, False, out=ytt)  # noqa: E731
+        return {"nnkern": lambda: op(x, axis=-1, out=yn), "numpy": lambda: twin(x, axis=-1, out=yr),
+                "torch": tf, "notes": f"all three write into a preallocated out=; torch: aten._{name}.out"}
+    if t is not None:
+        xt = t.from_numpy(x)
+        tfn = getattr(t, name)
+        tf = lambda: tfn(xt, dim=-1)  # noqa: E731
+    return {"nnkern": lambda: op(x, axis=-1), "numpy": lambda: twin(x, axis=-1), "torch": tf}
+
+
+def _softmax_bwd(name, shape):
+    x, dy = _randn(shape, 1), _randn(shape, 2)
+    y = getattr(ref, name)(x, axis=-1)
+    op, twin = getattr(ops, name + "_backward"), getattr(ref, name + "_backward")
+    t = torch_module()
+    tf = None
+    if t is not None:
+        yt, dyt = t.from_numpy(y), t.from_numpy(dy)
+        aten = getattr(t.ops.aten, f"_{name}_backward_data")
+        tf = lambda: aten(dyt, yt, -1, t.float32)  # noqa: E731
+    return {
+        "nnkern": lambda: op(dy, y, axis=-1),
+        "numpy": lambda: twin(dy, y, axis=-1),
+        "torch": tf,
+        "notes": f"torch: aten._{name}_backward_data (autograd's softmax backward kernel)",
+    }
+
+
+for _name in ("softmax", "log_softmax"):
+    for _shape in ((4096, 1000), (256, 32000)):
+        register(f"{_name}/fwd", _size(_shape), bytes=2 * 4 * np.prod(_shape))(
+            partial(_softmax_fwd, _name, _shape))
+for _name in ("softmax", "log_softmax"):
+    _shape = (4096, 1000)
+    register(f"{_name}/bwd", _size(_shape), bytes=3 * 4 * np.prod(_shape))(
+        partial(_softmax_bwd, _name, _shape))
+# The same with out= for everyone: the kernels without the cost of allocating the output.
+for _name in ("softmax", "log_softmax"):
+    _shape = (4096, 1000)
+    register(f"{_name}/fwd(out=)", _size(_shape), bytes=2 * 4 * np.prod(_shape))(
+        partial(_softmax_fwd, _name, _shape, True))
+
+
+# --------------------------------------------------------------------------------------------
+# losses (nnkern.ops.losses: skipped with a note until the kernels exist)
+
+
+def _torch_loss_fwd_bwd(t, loss_fn, pred, *rest):
+    """torch: loss_fn(pred, ...) then .backward(); returns (loss, dL/dpred)."""
+    pt = t.from_numpy(pred).requires_grad_()
+    rt = [t.from_numpy(r) for r in rest]
+
+    def f():
+        pt.grad = None
+        loss = loss_fn(pt, *rt)
+        loss.backward()
+        return loss, pt.grad
+
+    return f
+
+
+def _cross_entropy(shape, backward):
+    require("cross_entropy", *(["cross_entropy_backward"] if backward else []))
+    N, C = shape
+    logits = _randn(shape)
+    labels = _rng(1).integers(0, C, size=N, dtype=np.int64)
+    t = torch_module()
+    if backward:
+        def nk():
+            return ops.cross_entropy(logits, labels), _first(ops.cross_entropy_backward(logits, labels))
+
+        def tw():
+            return ref.cross_entropy(logits, labels), _first(ref.cross_entropy_backward(logits, labels))
+
+        tf = None
+        if t is not None:
+            tf = _torch_loss_fwd_bwd(t, t.nn.functional.cross_entropy, logits, labels)
+        return {"nnkern": nk, "numpy": tw, "torch": tf,
+                "notes": "mean reduction; torch: F.cross_entropy(...).backward()"}
+    tf = None
+    if t is not None:
+        lt, yt = t.from_numpy(logits), t.from_numpy(labels)
+        tf = lambda: t.nn.functional.cross_entropy(lt, yt)  # noqa: E731
+    return {"nnkern": lambda: ops.cross_entropy(logits, labels),
+            "numpy": lambda: ref.cross_entropy(logits, labels), "torch": tf,
+            "notes": "mean reduction"}
+
+
+def _pointwise_loss_fwd_bwd(name, torch_name, n, target_kind):
+    require(name, name + "_backward")
+    pred = _randn(n, 1)
+    target = _randn(n, 2) if target_kind == "normal" else _rng(2).random(n, dtype=F32)
+    op, opb = getattr(ops, name), getattr(ops, name + "_backward")
+    tw, twb = getattr(ref, name), getattr(ref, name + "_backward")
+    t = torch_module()
+    tf = None
+    if t is not None:
+        tf = _torch_loss_fwd_bwd(t, getattr(t.nn.functional, torch_name), pred, target)
+    return {
+        "nnkern": lambda: (op(pred, target), _first(opb(pred, target))),
+        "numpy": lambda: (tw(pred, target), _first(twb(pred, target))),
+        "torch": tf,
+        "notes": f"mean reduction; torch: F.{torch_name}(...).backward()",
+    }
+
+
+_ce = (4096, 1000)
+_ce_bytes = 4 * np.prod(_ce) + 8 * _ce[0]  # logits + int64 labels, read once
+register("cross_entropy/fwd", _size(_ce), bytes=_ce_bytes)(partial(_cross_entropy, _ce, False))
+# fwd reads logits+labels; bwd reads them again and writes dlogits
+register("cross_entropy/fwd+bwd", _size(_ce), bytes=2 * _ce_bytes + 4 * np.prod(_ce))(
+    partial(_cross_entropy, _ce, True))
+# fwd reads pred+target; bwd reads both again and writes dpred: 5 passes of 64 MiB
+register("mse_loss/fwd+bwd", "16M", bytes=5 * 4 * M16)(
+    partial(_pointwise_loss_fwd_bwd, "mse_loss", "mse_loss", M16, "normal"))
+register("bce_with_logits/fwd+bwd", "16M", bytes=5 * 4 * M16)(
+    partial(_pointwise_loss_fwd_bwd, "binary_cross_entropy_with_logits",
+            "binary_cross_entropy_with_logits", M16, "prob"))
+
+
+# --------------------------------------------------------------------------------------------
+# dense (fully connected): y = x W^T + b
+
+
+def _dense(N, I, O, backward):
+    x, W, b, dy = _randn((N, I), 1), _randn((O, I), 2) / np.sqrt(I), _randn(O, 3), _randn((N, O), 4)
+    W = W.astype(F32)
+    t = torch_module()
+    if not backward:
+        tf = None
+        if t is not None:
+            xt, Wt, bt = t.from_numpy(x), t.from_numpy(W), t.from_numpy(b)
+            tf = lambda: t.nn.functional.linear(xt, Wt, bt)  # noqa: E731
+        return {"nnkern": lambda: ops.dense(x, W, b), "numpy": lambda: ref.dense(x, W, b),
+                "torch": tf}
+
+    def nk():
+        return (ops.dense(x, W, b), *ops.dense_backward(dy, x, W))
+
+    def tw():
+        return (ref.dense(x, W, b), *ref.dense_backward(dy, x, W))
+
+    tf = None
+    if t is not None:
+        xt, Wt, bt = (t.from_numpy(a).requires_grad_() for a in (x, W, b))
+        dyt = t.from_numpy(dy)
+
+        def tf():
+            xt.grad = Wt.grad = bt.grad = None
+            y = t.nn.functional.linear(xt, Wt, bt)
+            y.backward(dyt)
+            return y, xt.grad, Wt.grad, bt.grad
+
+    return {"nnkern": nk, "numpy": tw, "torch": tf,
+            "notes": "returns y, dx, dW, db; torch: F.linear(...).backward(dy)"}
+
+
+_N, _I, _O = 512, 1024, 1024
+register("dense/fwd", f"{_N}x{_I}->{_O}", flops=2 * _N * _I * _O)(partial(_dense, _N, _I, _O, False))
+register("dense/fwd+bwd", f"{_N}x{_I}->{_O}", flops=6 * _N * _I * _O)(partial(_dense, _N, _I, _O, True))
+
+
+# --------------------------------------------------------------------------------------------
+# elementwise activations at 16M elements
+
+
+def _act_out(name, n=M16):
+    """Forward with a preallocated out= for all three: the kernel without the allocation."""
+    x = _randn(n, 1)
+    yn, yr, yt = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+    fwd, twin = getattr(ops, name), getattr(ref, name)
+    t = torch_module()
+    tf = None
+    if t is not None:
+        xt, ytt = t.from_numpy(x), t.from_numpy(yt)
+        aten = t.ops.aten
+        tf = {
+            "sigmoid": lambda: t.sigmoid(xt, out=ytt),
+            "tanh": lambda: t.tanh(xt, out=ytt),
+            "relu": lambda: aten.relu.out(xt, out=ytt),
+            "leaky_relu": lambda: aten.leaky_relu.out(xt, 0.01, out=ytt),
+        }[name]
+    return {"nnkern": lambda: fwd(x, out=yn), "numpy": lambda: twin(x, out=yr), "torch": tf,
+            "notes": "all three write into a preallocated out="}
+
+
+def _act(name, backward, n=M16):
+    x, dy = _randn(n, 1), _randn(n, 2)
+    fwd, bwd = getattr(ops, name), getattr(ops, name + "_backward")
+    tfwd, tbwd = getattr(ref, name), getattr(ref, name + "_backward")
+    saves_output = name in ("sigmoid", "tanh")  # backward takes y; the ReLUs take x
+    t = torch_module()
+    tf = None
+    if t is not None:
+        xt, dyt = t.from_numpy(x), t.from_numpy(dy)
+        F = t.nn.functional
+        aten = t.ops.aten
+        torch_fwd = {
+            "sigmoid": t.sigmoid, "tanh": t.tanh, "relu": t.relu,
+            "leaky_relu": lambda a: F.leaky_relu(a, 0.01),
+        }[name]
+        torch_bwd = {  # the kernels autograd calls for each activation's backward
+            "sigmoid": lambda y: aten.sigmoid_backward(dyt, y),
+            "tanh": lambda y: aten.tanh_backward(dyt, y),
+            "relu": lambda y: aten.threshold_backward(dyt, xt, 0),
+            "leaky_relu": lambda y: aten.leaky_relu_backward(dyt, xt, 0.01, False),
+        }[name]
+        if backward:
+            def tf():
+                y = torch_fwd(xt)
+                return y, torch_bwd(y)
+        else:
+            tf = lambda: torch_fwd(xt)  # noqa: E731
+    if not backward:
+        return {"nnkern": lambda: fwd(x), "numpy": lambda: tfwd(x), "torch": tf}
+
+    def nk():
+        y = fwd(x)
+        return y, bwd(dy, y if saves_output else x)
+
+    def tw():
+        y = tfwd(x)
+        return y, tbwd(dy, y if saves_output else x)
+
+    torch_bwd_name = {"sigmoid": "sigmoid_backward", "tanh": "tanh_backward",
+                      "relu": "threshold_backward", "leaky_relu": "leaky_relu_backward"}[name]
+    return {"nnkern": nk, "numpy": tw, "torch": tf,
+            "notes": f"returns y, dx; torch: aten.{torch_bwd_name} (autograd's backward kernel)"}
+
+
+for _name in ("sigmoid", "tanh", "relu", "leaky_relu"):
+    register(f"{_name}/fwd", "16M", bytes=2 * 4 * M16)(partial(_act, _name, False))
+    # fwd reads x, writes y; bwd reads dy and y (or x), writes dx
+    register(f"{_name}/fwd+bwd", "16M", bytes=5 * 4 * M16)(partial(_act, _name, True))
+for _name in ("sigmoid", "tanh", "relu", "leaky_relu"):
+    register(f"{_name}/fwd(out=)", "16M", bytes=2 * 4 * M16)(partial(_act_out, _name))
+
+
+# --------------------------------------------------------------------------------------------
+# reference rows: what the hardware does with NumPy's own BLAS and a plain copy
+
+
+def _matmul(M, K, N):
+    a, b = _randn((M, K), 1), _randn((K, N), 2)
+    t = torch_module()
+    tf = None
+    if t is not None:
+        at, bt = t.from_numpy(a), t.from_numpy(b)
+        tf = lambda: t.matmul(at, bt)  # noqa: E731
+    return {"numpy": lambda: np.matmul(a, b), "torch": tf}
+
+
+def _memcpy(alloc):
+    src = _randn(M16)
+    t = torch_module()
+    if alloc:
+        tf = None
+        if t is not None:
+            st = t.from_numpy(src)
+            tf = st.clone
+        return {"numpy": src.copy, "torch": tf}
+    dst = np.empty_like(src)
+
+    def nf():
+        np.copyto(dst, src)
+        return dst
+
+    tf = None
+    if t is not None:
+        st, dt = t.from_numpy(src), t.from_numpy(np.empty_like(src))
+
+        def tf():
+            dt.copy_(st)
+            return dt
+
+    return {"numpy": nf, "torch": tf}
+
+
+for _M in (1024, 512):
+    register("numpy matmul", f"{_M}x1024 @ 1024x1024", flops=2 * _M * 1024 * 1024, reference=True,
+             notes="float32 np.matmul; torch column: torch.matmul")(partial(_matmul, _M, 1024, 1024))
+register("memcpy", "64 MiB", bytes=2 * 4 * M16, reference=True,
+         notes="np.copyto into an existing array, one thread (GB/s counts read + write); "
+               "torch: Tensor.copy_, multi-threaded")(
+    partial(_memcpy, False))
+register("memcpy+alloc", "64 MiB", bytes=2 * 4 * M16, reference=True,
+         notes="ndarray.copy(), a fresh 64 MiB output per call as every kernel here allocates; "
+               "torch: Tensor.clone")(partial(_memcpy, True))
+
+del _name, _shape, _M
