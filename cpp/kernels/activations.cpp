@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace nnkern {
@@ -66,6 +67,37 @@ void leaky_relu_backward(const T* dy, const T* x, T* dx, index_t n, T alpha) {
 
 namespace ei = Eigen::internal;
 
+// exp(x) for x <= 0 (a logit minus its row maximum), on a packet.
+// float: the Cephes reduction and degree-5 polynomial that Eigen's pexp uses, so the same
+// accuracy (~1 ulp), without its general-purpose parts: inputs here are never positive, so
+// 2^m is a normal float built with one shift and one multiply instead of Eigen's
+// overflow-safe three-way ldexp. Below -87.3 the result (< FLT_MIN) is flushed to exactly 0,
+// as the true value rounds there too; NaN stays NaN. double: Eigen's pexp.
+template <class T, class P>
+EIGEN_STRONG_INLINE P exp_nonpos(const P& x) {
+  if constexpr (std::is_same_v<T, float>) {
+    using PI = typename ei::unpacket_traits<P>::integer_packet;
+    const P lo = ei::pset1<P>(-87.3f);
+    const P xc = ei::pmax(x, lo);  // Eigen's pmax keeps a NaN in its first argument
+    const P m = ei::pfloor(ei::pmadd(xc, ei::pset1<P>(1.44269504088896341f), ei::pset1<P>(0.5f)));
+    P r = ei::pmadd(m, ei::pset1<P>(-0.693359375f), xc);
+    r = ei::pmadd(m, ei::pset1<P>(2.12194440e-4f), r);
+    const P r2 = ei::pmul(r, r), r3 = ei::pmul(r2, r);
+    P y = ei::pmadd(ei::pset1<P>(1.9875691500E-4f), r, ei::pset1<P>(1.3981999507E-3f));
+    P y1 = ei::pmadd(ei::pset1<P>(4.1665795894E-2f), r, ei::pset1<P>(1.6666665459E-1f));
+    const P y2 = ei::padd(r, ei::pset1<P>(1.0f));
+    y = ei::pmadd(y, r, ei::pset1<P>(8.3334519073E-3f));
+    y1 = ei::pmadd(y1, r, ei::pset1<P>(5.0000001201E-1f));
+    y = ei::pmadd(y, r3, y1);
+    y = ei::pmadd(y, r2, y2);
+    const PI e = ei::plogical_shift_left<23>(ei::padd(ei::pcast<P, PI>(m), ei::pset1<PI>(127)));
+    y = ei::pmul(y, ei::preinterpret<P>(e));
+    return ei::pselect(ei::pcmp_lt(x, lo), ei::pzero(x), y);
+  } else {
+    return ei::pexp(x);
+  }
+}
+
 // e[k] = exp(x[k] - m) for k < K (when e != nullptr), returning sum_k exp(x[k] - m):
 // one fused, vectorised pass.
 template <class T>
@@ -76,8 +108,8 @@ static T exp_sum(const T* x, T* e, index_t K, T m) {
   P acc0 = ei::pset1<P>(T(0)), acc1 = acc0;
   index_t k = 0;
   for (; k + 2 * L <= K; k += 2 * L) {
-    const P e0 = ei::pexp(ei::psub(ei::ploadu<P>(x + k), vm));
-    const P e1 = ei::pexp(ei::psub(ei::ploadu<P>(x + k + L), vm));
+    const P e0 = exp_nonpos<T>(ei::psub(ei::ploadu<P>(x + k), vm));
+    const P e1 = exp_nonpos<T>(ei::psub(ei::ploadu<P>(x + k + L), vm));
     if (e) {
       ei::pstoreu(e + k, e0);
       ei::pstoreu(e + k + L, e1);
@@ -85,13 +117,22 @@ static T exp_sum(const T* x, T* e, index_t K, T m) {
     acc0 = ei::padd(acc0, e0);
     acc1 = ei::padd(acc1, e1);
   }
-  T s = ei::predux(ei::padd(acc0, acc1));
-  for (; k < K; ++k) {
-    const T v = std::exp(x[k] - m);
-    if (e) e[k] = v;
-    s += v;
+  for (; k + L <= K; k += L) {
+    const P e0 = exp_nonpos<T>(ei::psub(ei::ploadu<P>(x + k), vm));
+    if (e) ei::pstoreu(e + k, e0);
+    acc0 = ei::padd(acc0, e0);
   }
-  return s;
+  if (k < K) {  // the tail through the same packet code, padded with -inf (exp = 0)
+    alignas(64) T buf[L];
+    for (index_t i = 0; i < L; ++i) buf[i] = k + i < K ? x[k + i] : -std::numeric_limits<T>::infinity();
+    const P e0 = exp_nonpos<T>(ei::psub(ei::pload<P>(buf), vm));
+    ei::pstore(buf, e0);
+    for (index_t i = 0; k + i < K; ++i) {
+      if (e) e[k + i] = buf[i];
+    }
+    acc1 = ei::padd(acc1, e0);
+  }
+  return ei::predux(ei::padd(acc0, acc1));
 }
 
 // sum_k a[k] (b == nullptr) or sum_k a[k] * b[k], in a fixed order that does not depend

@@ -8,6 +8,8 @@ rank, axis, reduction or value.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -56,8 +58,8 @@ def normalize_axis(axis, ndim: int, name: str = "axis") -> int:
 
 def axis_split(shape: tuple[int, ...], axis: int) -> tuple[int, int, int]:
     """(outer, K, inner) such that an array of `shape` is (outer, K, inner) with K = shape[axis]."""
-    outer = int(np.prod(shape[:axis], dtype=np.int64))
-    inner = int(np.prod(shape[axis + 1 :], dtype=np.int64))
+    outer = math.prod(shape[:axis])
+    inner = math.prod(shape[axis + 1 :])
     return outer, int(shape[axis]), inner
 
 

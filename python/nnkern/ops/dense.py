@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _core
@@ -17,14 +19,14 @@ def dense(x, W, b=None, out=None):
     x, W, b = _dense_args(x, W, b)
     O, I = W.shape
     y = v.output(out, x.shape[:-1] + (O,), x.dtype)
-    _core.dense(x, W, b, y, int(np.prod(x.shape[:-1], dtype=np.int64)), I, O)
+    _core.dense(x, W, b, y, math.prod(x.shape[:-1]), I, O)
     return y
 
 
 def dense_backward(dy, x, W):
     dy, x, W = _dense_backward_args(dy, x, W)
     O, I = W.shape
-    N = int(np.prod(x.shape[:-1], dtype=np.int64))
+    N = math.prod(x.shape[:-1])
     dx = np.empty_like(x)
     dW = np.empty_like(W)
     db = np.empty(O, dtype=x.dtype)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _validate as v
@@ -62,7 +64,7 @@ def dense_backward(dy, x, W):
     Returns (dx, dW, db); db is returned even if the forward had no bias.
     """
     dy, x, W = _dense_backward_args(dy, x, W)
-    n = int(np.prod(x.shape[:-1], dtype=np.int64))
+    n = math.prod(x.shape[:-1])
     dy2 = dy.reshape(n, W.shape[0])
     x2 = x.reshape(n, W.shape[1])
     dx = (dy2 @ W).reshape(x.shape)

@@ -17,6 +17,8 @@ in the output (rather than an error).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _validate as v
@@ -136,7 +138,7 @@ def _ce_args(logits, target, reduction, ignore_index, label_smoothing):
         raise TypeError(
             f"target: expected integer class labels or float class probabilities, got dtype {t.dtype}"
         )
-    N, C = int(np.prod(row_shape, dtype=np.int64)), logits.shape[-1]
+    N, C = math.prod(row_shape), logits.shape[-1]
     logits2d = logits.reshape(N, C)
     t = t.reshape(N) if is_labels else t.reshape(N, C)
     return logits2d, t, is_labels, reduction, ignore_index, label_smoothing, logits.shape
