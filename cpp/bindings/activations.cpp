@@ -14,7 +14,7 @@ void bind_activations(py::module_& m) {
       py::gil_scoped_release nogil;
       sigmoid<T>(px, py_, n);
     });
-  });
+  }, py::arg("x"), py::arg("out"));
   m.def("tanh", [](const py::array& x, py::array& y) {
     dispatch(x, "x", [&](auto t) {
       using T = decltype(t);
@@ -24,7 +24,7 @@ void bind_activations(py::module_& m) {
       py::gil_scoped_release nogil;
       tanh_forward<T>(px, py_, n);
     });
-  });
+  }, py::arg("x"), py::arg("out"));
   m.def("leaky_relu", [](const py::array& x, py::array& y, double alpha) {
     dispatch(x, "x", [&](auto t) {
       using T = decltype(t);
@@ -34,7 +34,7 @@ void bind_activations(py::module_& m) {
       py::gil_scoped_release nogil;
       leaky_relu<T>(px, py_, n, T(alpha));
     });
-  });
+  }, py::arg("x"), py::arg("out"), py::arg("alpha"));
 
   // dx = f'(dy, saved)
   m.def("sigmoid_backward", [](const py::array& dy, const py::array& y, py::array& dx) {
@@ -46,7 +46,7 @@ void bind_activations(py::module_& m) {
       py::gil_scoped_release nogil;
       sigmoid_backward<T>(pg, py_, pdx, n);
     });
-  });
+  }, py::arg("dy"), py::arg("y"), py::arg("out"));
   m.def("tanh_backward", [](const py::array& dy, const py::array& y, py::array& dx) {
     dispatch(dy, "dy", [&](auto t) {
       using T = decltype(t);
@@ -56,7 +56,7 @@ void bind_activations(py::module_& m) {
       py::gil_scoped_release nogil;
       tanh_backward<T>(pg, py_, pdx, n);
     });
-  });
+  }, py::arg("dy"), py::arg("y"), py::arg("out"));
   m.def("leaky_relu_backward",
         [](const py::array& dy, const py::array& x, py::array& dx, double alpha) {
           dispatch(dy, "dy", [&](auto t) {
@@ -67,7 +67,7 @@ void bind_activations(py::module_& m) {
             py::gil_scoped_release nogil;
             leaky_relu_backward<T>(pg, px, pdx, n, T(alpha));
           });
-        });
+        }, py::arg("dy"), py::arg("x"), py::arg("out"), py::arg("alpha"));
 
   // x viewed as (outer, K, inner), reduced over K
   m.def("softmax", [](const py::array& x, py::array& y, index_t outer, index_t K, index_t inner,
@@ -80,7 +80,7 @@ void bind_activations(py::module_& m) {
       py::gil_scoped_release nogil;
       softmax<T>(px, py_, outer, K, inner, log);
     });
-  });
+  }, py::arg("x"), py::arg("out"), py::arg("outer"), py::arg("K"), py::arg("inner"), py::arg("log"));
   m.def("softmax_backward", [](const py::array& dy, const py::array& y, py::array& dx,
                                index_t outer, index_t K, index_t inner, bool log) {
     const index_t n = dims("softmax_backward", {outer, K, inner});
@@ -91,7 +91,7 @@ void bind_activations(py::module_& m) {
       py::gil_scoped_release nogil;
       softmax_backward<T>(pg, py_, pdx, outer, K, inner, log);
     });
-  });
+  }, py::arg("dy"), py::arg("y"), py::arg("out"), py::arg("outer"), py::arg("K"), py::arg("inner"), py::arg("log"));
 }
 
 }  // namespace nnkern::bind

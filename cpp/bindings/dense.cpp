@@ -18,7 +18,7 @@ void bind_dense(py::module_& m) {
       py::gil_scoped_release nogil;
       dense_forward<T>(px, pW, pb, py_, N, I, O);
     });
-  });
+  }, py::arg("x"), py::arg("W"), py::arg("b"), py::arg("out"), py::arg("N"), py::arg("I"), py::arg("O"));
   // dy (N, O), x (N, I), W (O, I) -> dx (N, I), dW (O, I), db (O,)
   m.def("dense_backward", [](const py::array& dy, const py::array& x, const py::array& W,
                              py::array& dx, py::array& dW, py::array& db, index_t N, index_t I,
@@ -36,7 +36,7 @@ void bind_dense(py::module_& m) {
       py::gil_scoped_release nogil;
       dense_backward<T>(pg, px, pW, pdx, pdW, pdb, N, I, O);
     });
-  });
+  }, py::arg("dy"), py::arg("x"), py::arg("W"), py::arg("dx"), py::arg("dW"), py::arg("db"), py::arg("N"), py::arg("I"), py::arg("O"));
 }
 
 }  // namespace nnkern::bind
