@@ -1,0 +1,72 @@
+"""The benchmark CLI runs end to end: it validates before timing, writes JSON and markdown,
+and reports a failing validation through its exit code. (Speed itself is never asserted.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nnkern.bench import cli
+from nnkern.bench import harness as h
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nnkern.bench", *args],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+
+
+def test_list_names_every_case():
+    p = run_cli("--list")
+    assert p.returncode == 0, p.stderr
+    for name in ("softmax/fwd", "log_softmax/fwd", "cross_entropy/fwd+bwd", "dense/fwd+bwd",
+                 "sigmoid/fwd", "numpy matmul", "memcpy"):
+        assert name in p.stdout
+
+
+def test_quick_run_writes_json_and_markdown(tmp_path):
+    out = tmp_path / "bench.json"
+    p = run_cli("--quick", "--no-reference", "--filter", "^(relu/fwd|dense/fwd) ",
+                "--threads", "1", "--json", str(out), "--markdown")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "| case |" in p.stdout and "relu/fwd" in p.stdout and "dense/fwd" in p.stdout
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["threads"] == 1
+    assert doc["machine"]["nnkern_build"]["native"] in (True, False)
+    assert doc["machine"]["nnkern_threads"] == 1
+    names = {r["name"] for r in doc["rows"]}
+    assert names == {"relu/fwd", "dense/fwd"}
+    for r in doc["rows"]:
+        assert r["status"] == "ok", r
+        assert r["times_s"]["nnkern"] > 0
+
+
+def test_bad_filter_is_reported():
+    p = run_cli("--filter", "(")
+    assert p.returncode == 2
+    assert "--filter" in p.stderr
+
+
+def test_mismatch_fails_the_run(monkeypatch, capsys):
+    # A case whose "fast" result is wrong must be reported and make the exit code 1.
+    @h.register("test/broken", "3", bytes=24)
+    def _broken():
+        x = np.arange(3.0, dtype=np.float32)
+        return {"nnkern": lambda: x + 1, "numpy": lambda: x, "torch": None}
+
+    try:
+        assert cli.main(["--quick", "--no-torch", "--no-reference", "--filter", "^test/broken"]) == 1
+        assert "MISMATCH" in capsys.readouterr().out
+    finally:
+        h.CASES[:] = [c for c in h.CASES if c.name != "test/broken"]
+
+
+@pytest.mark.parametrize("threads", ["0", "-1"])
+def test_bad_threads_rejected(threads):
+    p = run_cli("--threads", threads, "--list")
+    assert p.returncode != 0 and "--threads" in p.stderr
