@@ -8,6 +8,7 @@ namespace nnkern::bind {
 void bind_activations(py::module_& m);
 void bind_losses(py::module_& m);
 void bind_dense(py::module_& m);
+void bind_recurrent(py::module_& m);
 }  // namespace nnkern::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -37,4 +38,5 @@ PYBIND11_MODULE(_core, m) {
   bind_activations(m);
   bind_losses(m);
   bind_dense(m);
+  bind_recurrent(m);
 }

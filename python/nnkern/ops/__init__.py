@@ -11,5 +11,7 @@ from .dense import *  # noqa: F401,F403
 from .dense import __all__ as _dense
 from .losses import *  # noqa: F401,F403
 from .losses import __all__ as _loss
+from .recurrent import *  # noqa: F401,F403
+from .recurrent import __all__ as _rec
 
-__all__ = [*_act, *_loss, *_dense]
+__all__ = [*_act, *_loss, *_dense, *_rec]

@@ -1,0 +1,1253 @@
+// Recurrent kernels. Everything runs on one small GEMM micro-kernel over weights packed once
+// per call (Eigen's GEMM re-packs both operands on every call, and W_hh is the same at every
+// step):
+//
+// forward   In the time loop each thread owns a slice of the hidden units (by tiles of L
+//           units, with all their gates). Per step it multiplies [x_t | h_{t-1}] by its slice
+//           of [W_ih | W_hh]^T (the input projection rides along in the same product: no
+//           (T, B, G*H) round trip through memory) and finishes the gate math for its units
+//           while the products are in L1. Sequences that have ended drop out of the
+//           product. One barrier per step.
+// backward  Per step, dh = dgates_{t+1} @ W_hh for the units a thread owns, then the gate
+//           gradients for those units; in the same pass other tiles compute
+//           dx_{t+1} = dgates_{t+1} @ W_ih. dW_ih = dgates^T x and dW_hh = dgates^T h are one
+//           blocked GEMM at the end over the valid steps only, and the bias gradients are
+//           the column sums taken while it packs dgates.
+//
+// The split of the tiles between threads adapts to measured step times (Balancer); no
+// result depends on it, so outputs are bitwise the same for any number of threads.
+// Shapes use the glossary of common.hpp: T steps, B batch, I input, H hidden, G gates;
+// L is the number of scalars in a SIMD packet.
+#include "kernels/recurrent.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <initializer_list>
+#include <new>
+#include <numeric>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+namespace nnkern {
+
+namespace {
+
+namespace ei = Eigen::internal;
+
+// ---------------------------------------------------------------------------------------
+// Packets
+
+template <class T>
+struct Vec {
+  using P = typename ei::packet_traits<T>::type;
+  static constexpr int L = ei::unpacket_traits<P>::size;
+
+  static P set(T v) { return ei::pset1<P>(v); }
+  // n <= L elements from p (the rest zero); full vectors load directly.
+  static P load(const T* p, int n) {
+    if (n == L) return ei::ploadu<P>(p);
+#if defined(__AVX512F__)
+    if constexpr (L == 16) return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), p);
+    if constexpr (L == 8 && sizeof(T) == 8) return _mm512_maskz_loadu_pd(__mmask8((1u << n) - 1), p);
+#endif
+    alignas(64) T b[L] = {};
+    for (int i = 0; i < n; ++i) b[i] = p[i];
+    return ei::pload<P>(b);
+  }
+  static void store(T* p, const P& v, int n) {
+    if (n == L) {
+      ei::pstoreu(p, v);
+      return;
+    }
+#if defined(__AVX512F__)
+    if constexpr (L == 16) {
+      _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1), v);
+      return;
+    }
+    if constexpr (L == 8 && sizeof(T) == 8) {
+      _mm512_mask_storeu_pd(p, __mmask8((1u << n) - 1), v);
+      return;
+    }
+#endif
+    alignas(64) T b[L];
+    ei::pstore(b, v);
+    for (int i = 0; i < n; ++i) p[i] = b[i];
+  }
+  // Eigen's logistic: a rational approximation for float (a few ulp), 1/(1+exp(-x)) else.
+  static P sigmoid(const P& x) { return ei::scalar_logistic_op<T>().packetOp(x); }
+  static P tanh(const P& x) {
+    if constexpr (std::is_same_v<T, float>) {
+      return ei::ptanh(x);
+    } else {  // Eigen 3.4 has no vectorised tanh for double
+      alignas(64) T b[L];
+      ei::pstore(b, x);
+      for (int i = 0; i < L; ++i) b[i] = std::tanh(b[i]);
+      return ei::pload<P>(b);
+    }
+  }
+};
+
+template <class T>
+using Pk = typename Vec<T>::P;
+
+// Ask for [p, p + n) in cache ahead of use (write: for a store).
+template <class T>
+inline void prefetch(const T* p, index_t n, bool write = false) {
+  const char* c = reinterpret_cast<const char*>(p);
+  const index_t bytes = n * index_t(sizeof(T));
+  for (index_t off = 0; off < bytes; off += 64) {
+    if (write) __builtin_prefetch(c + off, 1, 3);
+    else __builtin_prefetch(c + off, 0, 3);
+  }
+}
+
+// Vector registers of the target, to size the micro-kernel's tile of accumulators.
+#if defined(__AVX512F__) || defined(__aarch64__)
+constexpr int kVecRegs = 32;
+#else
+constexpr int kVecRegs = 16;
+#endif
+constexpr int kMaxNV = 4;  // vectors per tile row
+constexpr int kMaxMR = 8;  // rows per tile
+
+// Rows per micro-tile for NV vectors per row: MR * NV accumulators + NV weights + a broadcast.
+constexpr int mr_max(int nv) {
+  const int m = (kVecRegs - nv - 2) / nv;
+  return m > kMaxMR ? kMaxMR : (m < 1 ? 1 : m);
+}
+
+// ---------------------------------------------------------------------------------------
+// The micro-kernel.
+//
+// c[r][0, NV*L) (+)= sum_k a[r][k] * p[k][0, NV*L) for r < MR: the MR rows of A are given by
+// pointers (any batch rows, e.g. only the sequences still running), the panel is K rows of
+// NV*L contiguous values. The accumulators stay in registers across k; on AVX-512 with
+// MR = 6, NV = 4 that is 24 FMAs per 4 loads and 6 broadcasts, close to the FMA peak.
+
+template <class T, int MR, int NV>
+void micro(const T* const* a, const T* p, index_t K, T* c, index_t ldc, bool accumulate) {
+  using P = Pk<T>;
+  constexpr int L = Vec<T>::L;
+  P acc[MR][NV];
+  const T* ar[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    ar[r] = a[r];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+      acc[r][v] = accumulate ? ei::ploadu<P>(c + r * ldc + v * L) : ei::pset1<P>(T(0));
+  }
+  for (index_t k = 0; k < K; ++k) {
+    P w[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) w[v] = ei::pload<P>(p + v * L);
+    p += NV * L;
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const P av = ei::pset1<P>(ar[r][k]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = ei::pmadd(av, w[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) ei::pstoreu(c + r * ldc + v * L, acc[r][v]);
+}
+
+// The same with A packed k-major: a[k * MR + r] (a micro-tile's rows of one k side by side).
+template <class T, int MR, int NV>
+void micro_packed(const T* a, const T* p, index_t K, T* c, index_t ldc, bool accumulate) {
+  using P = Pk<T>;
+  constexpr int L = Vec<T>::L;
+  P acc[MR][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+      acc[r][v] = accumulate ? ei::ploadu<P>(c + r * ldc + v * L) : ei::pset1<P>(T(0));
+  for (index_t k = 0; k < K; ++k) {
+    P w[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) w[v] = ei::pload<P>(p + v * L);
+    p += NV * L;
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const P av = ei::pset1<P>(a[r]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = ei::pmadd(av, w[v], acc[r][v]);
+    }
+    a += MR;
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) ei::pstoreu(c + r * ldc + v * L, acc[r][v]);
+}
+
+template <class T>
+using MicroFn = void (*)(const T* const*, const T*, index_t, T*, index_t, bool);
+template <class T>
+using PackedFn = void (*)(const T*, const T*, index_t, T*, index_t, bool);
+
+template <class T, int NV, int... M>
+constexpr std::array<PackedFn<T>, kMaxMR> packed_row(std::integer_sequence<int, M...>) {
+  return {&micro_packed<T, M + 1, NV>...};
+}
+
+template <class T>
+PackedFn<T> packed_fn(int nv, int mr) {
+  using S = std::make_integer_sequence<int, kMaxMR>;
+  static const std::array<std::array<PackedFn<T>, kMaxMR>, kMaxNV> table = {
+      packed_row<T, 1>(S{}), packed_row<T, 2>(S{}), packed_row<T, 3>(S{}), packed_row<T, 4>(S{})};
+  return table[nv - 1][mr - 1];
+}
+
+template <class T, int NV, int... M>
+constexpr std::array<MicroFn<T>, kMaxMR> micro_row(std::integer_sequence<int, M...>) {
+  return {&micro<T, M + 1, NV>...};
+}
+
+template <class T>
+MicroFn<T> micro_fn(int nv, int mr) {
+  using S = std::make_integer_sequence<int, kMaxMR>;
+  static const std::array<std::array<MicroFn<T>, kMaxMR>, kMaxNV> table = {
+      micro_row<T, 1>(S{}), micro_row<T, 2>(S{}), micro_row<T, 3>(S{}), micro_row<T, 4>(S{})};
+  return table[nv - 1][mr - 1];
+}
+
+// n rows split into the fewest tiles of at most mrm rows, as even as possible.
+struct RowTiles {
+  index_t count, base, rem;
+  RowTiles(index_t n, int mrm) : count((n + mrm - 1) / mrm), base(0), rem(0) {
+    if (count > 0) {
+      base = n / count;
+      rem = n % count;
+    }
+  }
+  int rows(index_t t) const { return int(base + (t < rem ? 1 : 0)); }
+};
+
+// Aligned scratch memory, allocated before any time loop. Large buffers ask Linux for
+// transparent huge pages: packed weights and gate gradients run to tens of MB, and faulting
+// them in 4 KiB at a time costs a few percent of a call.
+template <class T>
+class Buffer {
+ public:
+  Buffer() = default;
+  explicit Buffer(index_t n) {
+    if (n <= 0) return;
+    const size_t bytes = sizeof(T) * size_t(n);
+#if defined(__linux__)
+    if (bytes >= kHuge) {
+      const size_t rounded = (bytes + kHugeAlign - 1) / kHugeAlign * kHugeAlign;
+      void* p = std::aligned_alloc(kHugeAlign, rounded);
+      if (!p) throw std::bad_alloc();
+      madvise(p, rounded, MADV_HUGEPAGE);  // a hint: failure is harmless
+      p_ = static_cast<T*>(p);
+      huge_ = true;
+      return;
+    }
+#endif
+    p_ = static_cast<T*>(ei::aligned_malloc(bytes));
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  Buffer(Buffer&& o) noexcept : p_(o.p_), huge_(o.huge_) { o.p_ = nullptr; }
+  Buffer& operator=(Buffer&& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(huge_, o.huge_);
+    return *this;
+  }
+  ~Buffer() {
+    if (huge_) std::free(p_);
+    else ei::aligned_free(p_);
+  }
+  T* get() const { return p_; }
+
+ private:
+  static constexpr size_t kHuge = size_t(4) << 20, kHugeAlign = size_t(2) << 20;
+  T* p_ = nullptr;
+  bool huge_ = false;
+};
+
+// Scratch for one kernel call: up to kKeepBytes it comes from a per-thread cache that
+// persists across calls, as a framework's workspace does. Fresh pages from the OS are
+// faulted in and zeroed on first touch, which costs 5-10% of a call (and lands unevenly on
+// the threads, which then wait for each other at every step). A slot holds one array of
+// one call and only grows: a thread that ran a kernel keeps its largest call's scratch
+// (packed weights, the gate gradients) allocated. Larger scratch is freed after the call.
+enum Slot { kPanels, kCbuf, kBias, kGrad, kGradN, kStateC, kStateH, kPackA, kPackB, kTile, kSlots };
+
+template <class T>
+class Scratch {
+ public:
+  Scratch(Slot slot, index_t n) {
+    if (index_t(sizeof(T)) * n > kKeepBytes) {
+      own_ = Buffer<T>(n);
+      p_ = own_.get();
+      return;
+    }
+    thread_local Buffer<T> cache[kSlots];
+    thread_local index_t size[kSlots] = {};
+    if (size[slot] < n) {
+      cache[slot] = Buffer<T>();  // free first: never hold both
+      cache[slot] = Buffer<T>(n);
+      size[slot] = n;
+    }
+    p_ = cache[slot].get();
+  }
+  T* get() const { return p_; }
+
+ private:
+  static constexpr index_t kKeepBytes = index_t(1) << 30;
+  Buffer<T> own_;
+  T* p_ = nullptr;
+};
+
+// Run body(tid, team) on `nt` threads (directly when nt == 1).
+template <class F>
+void run_team(int nt, F&& body) {
+  if (nt <= 1) {
+    body(0, 1);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  body(omp_get_thread_num(), omp_get_num_threads());
+}
+
+inline void team_barrier(int team) {
+  if (team > 1) {
+#pragma omp barrier
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tiles: a block of hidden units (or of dx columns) and its packed weights.
+
+// An A operand of a step's product: row b at ptr[b] (per-row pointers) or at A + b * lda.
+template <class T>
+struct Src {
+  const T* A = nullptr;
+  index_t lda = 0;
+  const T* const* ptr = nullptr;
+  const T* row(index_t b) const { return ptr ? ptr[b] : A + b * lda; }
+};
+
+// One stretch of a tile's contraction: rows of source `src` (K values from each) times a
+// panel of K x (nv * L), accumulated into vectors [coff, coff + nv) of the product row.
+template <class T>
+struct Part {
+  T* panel;
+  index_t K;
+  int nv, coff, src;
+};
+
+template <class T>
+struct Tile {
+  index_t u0;  // first hidden unit (dx tiles: first column of x)
+  int nu;      // units (columns) covered
+  int width;   // vectors in a product row
+  bool dx;     // backward: a tile of dx columns
+  int nparts;
+  Part<T> part[2];
+};
+
+// Contraction block kept in L2 while the row tiles stream through it.
+template <class T>
+index_t k_block(int nvl) {
+  const index_t kc = (index_t(128) << 10) / (index_t(sizeof(T)) * nvl);
+  return std::max<index_t>(64, kc / 8 * 8);
+}
+
+// For each batch row b in rows[0, n): crow = the tile's parts summed (cbuf row, width * L
+// values), then epi(b, crow) while the row tile is still in L1.
+template <class T, class Pre, class Epi>
+void tile_product(const Tile<T>& t, const index_t* rows, index_t n, const Src<T>* src, T* cbuf,
+                  Pre&& pre, Epi&& epi) {
+  if (n == 0) return;
+  constexpr int L = Vec<T>::L;
+  const int W = t.width * L;
+  int nvmax = 1;
+  index_t ktotal = 0;
+  for (int q = 0; q < t.nparts; ++q) {
+    nvmax = std::max(nvmax, t.part[q].nv);
+    ktotal += t.part[q].K;
+  }
+  std::fill(cbuf, cbuf + n * W, T(0));
+  if (ktotal == 0) {
+    for (index_t i = 0; i < n; ++i) epi(rows[i], cbuf + i * W);
+    return;
+  }
+  const RowTiles rt(n, mr_max(nvmax));
+  index_t kdone = 0;
+  for (int q = 0; q < t.nparts; ++q) {
+    const Part<T>& p = t.part[q];
+    const Src<T>& sr = src[p.src];
+    const int nvl = p.nv * L;
+    const index_t kc = k_block<T>(nvl);
+    for (index_t k0 = 0; k0 < p.K; k0 += kc) {
+      const index_t kn = std::min(kc, p.K - k0);
+      kdone += kn;
+      const bool last = kdone == ktotal;
+      const T* pp = p.panel + k0 * nvl;
+      index_t i = 0;
+      for (index_t j = 0; j < rt.count; ++j) {
+        const int m = rt.rows(j);
+        const T* ap[kMaxMR];
+        for (int r = 0; r < m; ++r) ap[r] = sr.row(rows[i + r]) + k0;
+        if (last)  // what the epilogue reads and writes: in cache by the time it runs
+          for (int r = 0; r < m; ++r) pre(rows[i + r]);
+        micro_fn<T>(p.nv, m)(ap, pp, kn, cbuf + i * W + p.coff * L, W, true);
+        if (last)
+          for (int r = 0; r < m; ++r) epi(rows[i + r], cbuf + (i + r) * W);
+        i += m;
+      }
+    }
+  }
+}
+
+// f(v, n) for groups of consecutive vectors covering [0, nvec), at most `most` per group,
+// as even as possible (13 vectors by 4: 4, 3, 3, 3).
+template <class F>
+void for_groups(index_t nvec, int most, F&& f) {
+  const RowTiles g(nvec, most);
+  index_t v = 0;
+  for (index_t j = 0; j < g.count; ++j) {
+    f(v, g.rows(j));
+    v += g.rows(j);
+  }
+}
+
+// The rows [r0, r1) (positions in the schedule's order) of tile t that a thread runs.
+struct Share {
+  index_t t, r0, r1;
+};
+
+// Splits the work of a time loop among the team: position p in [0, sum_t weight_t * B) is row
+// p / weight_t of tile t, tile-major, and thread k runs positions [bound_k, bound_k+1), so at
+// most one tile per boundary is shared (by rows). The split starts from the weights (a cost
+// estimate) and after every step moves towards equal busy times: the epilogues' cost relative
+// to the products depends on the shapes and the caches, and with a barrier per step every
+// thread waits for the slowest. The results do not depend on the split (a row's arithmetic is
+// the same in any row tile), only the speed does. Each thread keeps its own copy of the
+// split and updates it from the same shared timings, so all copies agree.
+class Balancer {
+ public:
+  Balancer(const std::vector<index_t>& weight, index_t B, int team, double* times)
+      : weight_(weight), B_(B), team_(team), times_(times), size_(team) {
+    for (index_t w : weight_) total_ += w * B_;
+    for (int k = 0; k < team_; ++k) size_[k] = double(total_) / team_;
+  }
+
+  // This thread's tiles and rows for the current split.
+  std::vector<Share> shares(int tid) const {
+    double lo_d = 0;
+    for (int k = 0; k < tid; ++k) lo_d += size_[k];
+    const index_t lo = tid == 0 ? 0 : index_t(std::llround(lo_d));
+    const index_t hi = tid == team_ - 1 ? total_ : index_t(std::llround(lo_d + size_[tid]));
+    std::vector<Share> out;
+    index_t base = 0;
+    for (index_t t = 0; t < index_t(weight_.size()); ++t) {
+      const index_t w = weight_[t];
+      auto row_at = [&](index_t pos) { return std::clamp<index_t>((pos - base + w - 1) / w, 0, B_); };
+      const index_t r0 = lo <= base ? 0 : row_at(lo), r1 = hi <= base ? 0 : row_at(hi);
+      if (r0 < r1) out.push_back({t, r0, r1});
+      base += w * B_;
+    }
+    return out;
+  }
+
+  // Busy seconds of thread tid in step `step` (before the barrier that ends it).
+  void report(index_t step, int tid, double seconds) { times_[(step & 1) * team_ + tid] = seconds; }
+
+  // After the barrier that ends step `step`: resize the shares towards equal times.
+  void update(index_t step) {
+    const double* tm = times_ + (step & 1) * team_;
+    double speed_sum = 0;
+    for (int k = 0; k < team_; ++k) {
+      if (!(tm[k] > 1e-6) || size_[k] < 1) return;  // too short to measure
+      speed_sum += size_[k] / tm[k];
+    }
+    for (int k = 0; k < team_; ++k)  // half way to the sizes that would have equalised times
+      size_[k] = 0.5 * size_[k] + 0.5 * double(total_) * (size_[k] / tm[k]) / speed_sum;
+  }
+
+ private:
+  std::vector<index_t> weight_;
+  index_t B_, total_ = 0;
+  int team_;
+  double* times_;  // shared: [2][team], double-buffered by step parity
+  std::vector<double> size_;
+};
+
+// P[k][c] = W[row(c)][k] for k < K (row(c) < 0: zero): a panel of W^T columns, transposed
+// L x L at a time in registers (W's rows are often 4 KiB apart, and reading many of them
+// side by side would thrash one set of L1).
+template <class T, class RowOf>
+void pack_transposed(const T* W, index_t ldw, index_t K, int nvl, T* P, RowOf&& row_of) {
+  using Pp = Pk<T>;
+  constexpr int L = Vec<T>::L;
+  const T* src[kMaxNV * 64];
+  for (int c = 0; c < nvl; ++c) {
+    const index_t r = row_of(c);
+    src[c] = r < 0 ? nullptr : W + r * ldw;
+  }
+  index_t k = 0;
+  if constexpr (L > 1) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"  // (a vector type as a template argument)
+    using Block = ei::PacketBlock<Pp, L>;
+#pragma GCC diagnostic pop
+    for (; k + L <= K; k += L)
+      for (int c0 = 0; c0 < nvl; c0 += L) {
+        Block blk;
+        for (int i = 0; i < L; ++i)
+          blk.packet[i] = src[c0 + i] ? ei::ploadu<Pp>(src[c0 + i] + k) : ei::pset1<Pp>(T(0));
+        ei::ptranspose(blk);
+        for (int j = 0; j < L; ++j) ei::pstore(P + (k + j) * nvl + c0, blk.packet[j]);
+      }
+  }
+  for (; k < K; ++k)
+    for (int c = 0; c < nvl; ++c) P[k * nvl + c] = src[c] ? src[c][k] : T(0);
+}
+
+// P[k][j] = W[k][c0 + j] for j < nc, zero up to nvl: a panel of W's columns.
+template <class T>
+void pack_columns(const T* W, index_t ldw, index_t K, index_t c0, int nc, int nvl, T* P) {
+  for (index_t k = 0; k < K; ++k) {
+    T* dst = P + k * nvl;
+    std::memcpy(dst, W + k * ldw + c0, sizeof(T) * nc);
+    std::fill(dst + nc, dst + nvl, T(0));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The processing order (see recurrent.hpp): which batch rows run at each step.
+
+struct Schedule {
+  index_t T, B;
+  bool reverse;
+  std::vector<index_t> len;    // (B,) each sequence's length
+  std::vector<index_t> order;  // batch rows by decreasing length (stable)
+  std::vector<index_t> act;    // act[s + 1] = rows running at step s, s in [-1, T]
+
+  Schedule(index_t T_, index_t B_, const index_t* lengths, bool rev)
+      : T(T_), B(B_), reverse(rev), len(B_), order(B_), act(T_ + 2) {
+    for (index_t b = 0; b < B; ++b) len[b] = lengths ? lengths[b] : T;
+    std::iota(order.begin(), order.end(), index_t(0));
+    if (lengths)
+      std::stable_sort(order.begin(), order.end(), [&](index_t a, index_t b) { return len[a] > len[b]; });
+    // act is non-increasing in s: rows running at step s are order[0, act[s + 1]).
+    index_t n = B;
+    for (index_t s = -1; s <= T; ++s) {
+      while (n > 0 && len[order[n - 1]] <= s) --n;
+      act[s + 1] = n;
+    }
+  }
+  index_t running(index_t s) const { return act[s + 1]; }
+  // The time step that step s of row b processes (s < len[b]).
+  index_t time(index_t s, index_t b) const { return reverse ? len[b] - 1 - s : s; }
+};
+
+inline int num_gates(Cell cell) { return cell == Cell::lstm ? 4 : cell == Cell::gru ? 3 : 1; }
+
+// Threads for a loop whose step costs `work` multiply-adds: all of them when worth it.
+inline int team_size(index_t work, index_t max_useful) {
+  const int nt = get_num_threads();
+  if (nt <= 1 || work < (index_t(1) << 16)) return 1;
+  return int(std::max<index_t>(1, std::min<index_t>(nt, max_useful)));
+}
+
+// ---------------------------------------------------------------------------------------
+// Forward
+
+// The forward's tiles over all H units: LSTM/GRU one tile per vector of L units (all gates
+// of those units), RNN groups of up to kMaxNV vectors. Vector v's panels start at
+// store + v * (I+H) * G * L.
+template <class T>
+std::vector<Tile<T>> forward_tiles(Cell cell, index_t I, index_t H, T* store) {
+  constexpr int L = Vec<T>::L;
+  const int G = num_gates(cell);
+  const index_t nvec = (H + L - 1) / L;
+  std::vector<Tile<T>> tiles;
+  for_groups(nvec, cell == Cell::rnn ? kMaxNV : 1, [&](index_t v, int nvv) {
+    Tile<T> t{};
+    t.u0 = v * L;
+    t.nu = int(std::min<index_t>(index_t(nvv) * L, H - t.u0));
+    t.dx = false;
+    t.nparts = 2;
+    T* base = store + v * (I + H) * G * L;
+    if (cell == Cell::rnn) {
+      t.width = nvv;
+      t.part[0] = {base, I, nvv, 0, 0};
+      t.part[1] = {base + I * nvv * L, H, nvv, 0, 1};
+    } else if (cell == Cell::lstm) {  // product row [i | f | g | o]
+      t.width = 4;
+      t.part[0] = {base, I, 4, 0, 0};
+      t.part[1] = {base + I * 4 * L, H, 4, 0, 1};
+    } else {  // GRU product row [x W_in | r | z | h W_hn]: the n gate keeps its halves apart
+      t.width = 4;
+      t.part[0] = {base, I, 3, 0, 0};
+      t.part[1] = {base + I * 3 * L, H, 3, 1, 1};
+    }
+    tiles.push_back(t);
+  });
+  return tiles;
+}
+
+template <class T>
+void pack_forward(Cell cell, const Tile<T>& t, const T* W_ih, const T* W_hh, index_t I, index_t H) {
+  constexpr int L = Vec<T>::L;
+  // gate block of each panel vector (x part, h part)
+  static constexpr int lstm_g[4] = {0, 1, 2, 3}, gru_x[3] = {2, 0, 1}, gru_h[3] = {0, 1, 2};
+  for (int q = 0; q < 2; ++q) {
+    const Part<T>& p = t.part[q];
+    const int nvl = p.nv * L;
+    const int* gate = cell == Cell::lstm ? lstm_g : q == 0 ? gru_x : gru_h;
+    auto row_of = [&](int c) -> index_t {
+      if (cell == Cell::rnn) return c < t.nu ? t.u0 + c : -1;
+      const int j = c % L;
+      return j < t.nu ? gate[c / L] * H + t.u0 + j : -1;
+    };
+    if (q == 0)
+      pack_transposed(W_ih, I, I, nvl, p.panel, row_of);
+    else
+      pack_transposed(W_hh, H, H, nvl, p.panel, row_of);
+  }
+}
+
+template <class T>
+struct ForwardCtx {
+  Cell cell;
+  Nonlinearity act;
+  index_t B, H, GH;
+  const T* bias;  // (G*H,): b_ih + b_hh (GRU's n block: b_in only)
+  const T* b_hn;  // GRU (H,): b_hh's n block
+  T *out, *h, *c, *gates, *hn;
+};
+
+template <class T>
+inline Pk<T> activate(Nonlinearity act, const Pk<T>& a) {
+  using V = Vec<T>;
+  switch (act) {
+    case Nonlinearity::tanh: return V::tanh(a);
+    case Nonlinearity::sigmoid: return V::sigmoid(a);
+    default:  // relu; (a < 0) is false for NaN, which passes through
+      return ei::pselect(ei::pcmp_lt(a, V::set(T(0))), V::set(T(0)), a);
+  }
+}
+
+// Row b at step s, units of tile t: crow = [x_t | h] @ (the tile's weights)^T.
+template <class T>
+inline void forward_row(const ForwardCtx<T>& f, const Schedule& sc, index_t s, index_t b,
+                        const Tile<T>& t, const T* crow) {
+  using V = Vec<T>;
+  using P = Pk<T>;
+  constexpr int L = V::L;
+  const index_t H = f.H, B = f.B;
+  const index_t row = s * B + b, next = (s + 1) * B + b;
+  const index_t tb = sc.time(s, b) * B + b;
+  const index_t u0 = t.u0;
+  auto pre = [&](int v, index_t boff, int n) {  // product vector v + its bias
+    return ei::padd(ei::ploadu<P>(crow + v * L), V::load(f.bias + boff + u0, n));
+  };
+  if (f.cell == Cell::lstm) {
+    const int n = t.nu;
+    const P i = V::sigmoid(pre(0, 0, n));
+    const P fg = V::sigmoid(pre(1, H, n));
+    const P gg = V::tanh(pre(2, 2 * H, n));
+    const P o = V::sigmoid(pre(3, 3 * H, n));
+    const P cn = ei::pmadd(fg, V::load(f.c + row * H + u0, n), ei::pmul(i, gg));  // c' = f c + i g
+    const P hv = ei::pmul(o, V::tanh(cn));                                          // h' = o tanh(c')
+    T* g = f.gates + row * f.GH + u0;
+    V::store(g, i, n);
+    V::store(g + H, fg, n);
+    V::store(g + 2 * H, gg, n);
+    V::store(g + 3 * H, o, n);
+    V::store(f.c + next * H + u0, cn, n);
+    V::store(f.h + next * H + u0, hv, n);
+    V::store(f.out + tb * H + u0, hv, n);
+  } else if (f.cell == Cell::gru) {
+    const int n = t.nu;  // crow = [x W_in | r | z | h W_hn]
+    const P r = V::sigmoid(pre(1, 0, n));
+    const P z = V::sigmoid(pre(2, H, n));
+    P hnv = ei::ploadu<P>(crow + 3 * L);  // W_hn h + b_hn
+    if (f.b_hn) hnv = ei::padd(hnv, V::load(f.b_hn + u0, n));
+    const P nn = V::tanh(ei::pmadd(r, hnv, pre(0, 2 * H, n)));
+    const P hp = V::load(f.h + row * H + u0, n);
+    const P hv = ei::pmadd(z, ei::psub(hp, nn), nn);  // (1 - z) n + z h
+    T* g = f.gates + row * f.GH + u0;
+    V::store(g, r, n);
+    V::store(g + H, z, n);
+    V::store(g + 2 * H, nn, n);
+    V::store(f.hn + row * H + u0, hnv, n);
+    V::store(f.h + next * H + u0, hv, n);
+    V::store(f.out + tb * H + u0, hv, n);
+  } else {
+    for (int j = 0; j < t.width; ++j) {
+      const index_t u = u0 + index_t(j) * L;
+      const int n = int(std::min<index_t>(L, u0 + t.nu - u));
+      if (n <= 0) break;
+      const P hv = activate<T>(f.act, ei::padd(ei::ploadu<P>(crow + j * L), V::load(f.bias + u, n)));
+      V::store(f.h + next * H + u, hv, n);
+      V::store(f.out + tb * H + u, hv, n);
+    }
+  }
+}
+
+// What forward_row touches for row b, units of tile t.
+template <class T>
+inline void forward_prefetch(const ForwardCtx<T>& f, const Schedule& sc, index_t s, index_t b,
+                             const Tile<T>& t) {
+  const index_t H = f.H, B = f.B, row = s * B + b, next = (s + 1) * B + b, u0 = t.u0, n = t.nu;
+  if (f.c) prefetch(f.c + row * H + u0, n);
+  if (f.cell == Cell::gru) prefetch(f.h + row * H + u0, n);
+  if (f.gates)
+    for (index_t g = 0; g < f.GH / H; ++g) prefetch(f.gates + row * f.GH + g * H + u0, n, true);
+  if (f.c) prefetch(f.c + next * H + u0, n, true);
+  if (f.hn) prefetch(f.hn + row * H + u0, n, true);
+  prefetch(f.h + next * H + u0, n, true);
+  prefetch(f.out + (sc.time(s, b) * B + b) * H + u0, n, true);
+}
+
+// A row at a padding step: state carried, output and saved activations zero.
+template <class T>
+inline void forward_pad(const ForwardCtx<T>& f, index_t s, index_t b, const Tile<T>& t) {
+  const index_t H = f.H, B = f.B, row = s * B + b, next = (s + 1) * B + b;
+  const index_t u0 = t.u0, n = t.nu;
+  std::memcpy(f.h + next * H + u0, f.h + row * H + u0, sizeof(T) * n);
+  std::fill(f.out + row * H + u0, f.out + row * H + u0 + n, T(0));  // time s is padding too
+  if (f.c) std::memcpy(f.c + next * H + u0, f.c + row * H + u0, sizeof(T) * n);
+  if (f.gates) {
+    const index_t G = f.GH / H;
+    for (index_t g = 0; g < G; ++g) std::fill_n(f.gates + row * f.GH + g * H + u0, n, T(0));
+  }
+  if (f.hn) std::fill_n(f.hn + row * H + u0, n, T(0));
+}
+
+// ---------------------------------------------------------------------------------------
+// Backward
+
+// The backward's tiles: hidden units in groups of up to kMaxNV vectors, then dx columns
+// likewise. Vector v of that space ([0, nvh) units, then x columns) has its panel at
+// store + v * G*H * L.
+template <class T>
+std::vector<Tile<T>> backward_tiles(Cell cell, index_t I, index_t H, T* store) {
+  constexpr int L = Vec<T>::L;
+  const index_t GH = num_gates(cell) * H, nvh = (H + L - 1) / L, nvx = (I + L - 1) / L;
+  std::vector<Tile<T>> tiles;
+  for (int kind = 0; kind < 2; ++kind) {
+    const index_t first = kind == 0 ? 0 : nvh;
+    for_groups(kind == 0 ? nvh : nvx, kMaxNV, [&](index_t v, int nvv) {
+      Tile<T> t{};
+      t.dx = kind == 1;
+      t.u0 = v * L;
+      t.nu = int(std::min<index_t>(index_t(nvv) * L, (t.dx ? I : H) - t.u0));
+      t.width = nvv;
+      T* base = store + (first + v) * GH * L;
+      if (cell == Cell::gru && !t.dx) {  // hidden side: [da_r, da_z] from dA, then dhn
+        t.nparts = 2;
+        t.part[0] = {base, 2 * H, nvv, 0, 0};
+        t.part[1] = {base + 2 * H * nvv * L, H, nvv, 0, 1};
+      } else {
+        t.nparts = 1;
+        t.part[0] = {base, GH, nvv, 0, 0};
+      }
+      tiles.push_back(t);
+    });
+  }
+  return tiles;
+}
+
+template <class T>
+void pack_backward(const Tile<T>& t, const T* W_ih, const T* W_hh, index_t I, index_t H, index_t GH) {
+  constexpr int L = Vec<T>::L;
+  // the parts' panels are consecutive: together GH rows of W's columns
+  if (t.dx)
+    pack_columns(W_ih, I, GH, t.u0, t.nu, t.width * L, t.part[0].panel);
+  else
+    pack_columns(W_hh, H, GH, t.u0, t.nu, t.width * L, t.part[0].panel);
+}
+
+template <class T>
+struct BackwardCtx {
+  Cell cell;
+  Nonlinearity act;
+  index_t B, I, H, GH;
+  const T *dout, *dhT, *h, *c, *gates, *hn;
+  T* dA;     // (T, B, G*H) d(pre-activations), input side (= hidden side but GRU's n block)
+  T* dhn;    // GRU (T, B, H): d(W_hn h + b_hn)
+  T* dC;     // LSTM (B, H): dL/dc carried back
+  T* dhd;    // GRU (B, H): dh * z, the direct part of dL/dh_prev
+  T* dh0;
+  T* dx;
+};
+
+// Row b at step s (s >= 0) for the units of tile t; carry = dL/dh[s+1, b] reaching from
+// step s + 1 (from_gemm: dgates[s+1] @ W_hh, plus GRU's direct term) or dhT.
+template <class T>
+inline void backward_row(const BackwardCtx<T>& k, const Schedule& sc, index_t s, index_t b,
+                         const Tile<T>& t, const T* carry, bool from_gemm) {
+  using V = Vec<T>;
+  using P = Pk<T>;
+  constexpr int L = V::L;
+  const index_t H = k.H, B = k.B, GH = k.GH;
+  const index_t row = s * B + b, next = (s + 1) * B + b;
+  const P one = V::set(T(1));
+  const T* dout = k.dout ? k.dout + (sc.time(s, b) * B + b) * H : nullptr;
+  for (int j = 0; j < t.width; ++j) {
+    const index_t u = t.u0 + index_t(j) * L;
+    const int n = int(std::min<index_t>(L, t.u0 + t.nu - u));
+    if (n <= 0) break;
+    P dh = ei::ploadu<P>(carry + j * L);
+    if (from_gemm && k.dhd) dh = ei::padd(dh, V::load(k.dhd + b * H + u, n));
+    if (dout) dh = ei::padd(dh, V::load(dout + u, n));
+    T* da = k.dA + row * GH + u;
+    const T* gs = k.gates ? k.gates + row * GH + u : nullptr;
+    if (k.cell == Cell::lstm) {
+      const P i = V::load(gs, n), f = V::load(gs + H, n), g = V::load(gs + 2 * H, n),
+              o = V::load(gs + 3 * H, n);
+      const P tc = V::tanh(V::load(k.c + next * H + u, n));
+      const P cp = V::load(k.c + row * H + u, n);
+      // h' = o tanh(c'):  do = dh tanh(c'),  dc += dh o (1 - tanh(c')^2)
+      const P dO = ei::pmul(dh, tc);
+      const P dcs = ei::pmadd(ei::pmul(dh, o), ei::psub(one, ei::pmul(tc, tc)), V::load(k.dC + b * H + u, n));
+      // c' = f c + i g:  di = dc g, df = dc c, dg = dc i, dc_prev = dc f
+      V::store(k.dC + b * H + u, ei::pmul(dcs, f), n);
+      const P dai = ei::pmul(ei::pmul(dcs, g), ei::pmul(i, ei::psub(one, i)));
+      const P daf = ei::pmul(ei::pmul(dcs, cp), ei::pmul(f, ei::psub(one, f)));
+      const P dag = ei::pmul(ei::pmul(dcs, i), ei::psub(one, ei::pmul(g, g)));
+      const P dao = ei::pmul(dO, ei::pmul(o, ei::psub(one, o)));
+      V::store(da, dai, n);
+      V::store(da + H, daf, n);
+      V::store(da + 2 * H, dag, n);
+      V::store(da + 3 * H, dao, n);
+    } else if (k.cell == Cell::gru) {
+      const P r = V::load(gs, n), z = V::load(gs + H, n), nn = V::load(gs + 2 * H, n);
+      const P hp = V::load(k.h + row * H + u, n);
+      // h' = (1 - z) n + z h:  dn = dh (1 - z),  dz = dh (h - n),  dh_prev = dh z + ...
+      const P dn = ei::pmul(dh, ei::psub(one, z));
+      const P dz = ei::pmul(dh, ei::psub(hp, nn));
+      V::store(k.dhd + b * H + u, ei::pmul(dh, z), n);
+      // n = tanh(a_n + r hn):  da_n = dn (1 - n^2),  dr = da_n hn,  dhn = da_n r
+      const P dan = ei::pmul(dn, ei::psub(one, ei::pmul(nn, nn)));
+      const P dr = ei::pmul(dan, V::load(k.hn + row * H + u, n));
+      const P dar = ei::pmul(dr, ei::pmul(r, ei::psub(one, r)));
+      const P daz = ei::pmul(dz, ei::pmul(z, ei::psub(one, z)));
+      const P dhn = ei::pmul(dan, r);
+      V::store(da, dar, n);
+      V::store(da + H, daz, n);
+      V::store(da + 2 * H, dan, n);
+      V::store(k.dhn + row * H + u, dhn, n);
+    } else {
+      // h' = act(a):  da = dh act'(a), act' from h'
+      const P hv = V::load(k.h + next * H + u, n);
+      P slope;
+      if (k.act == Nonlinearity::tanh)
+        slope = ei::psub(one, ei::pmul(hv, hv));
+      else if (k.act == Nonlinearity::sigmoid)
+        slope = ei::pmul(hv, ei::psub(one, hv));
+      else
+        slope = ei::pand(ei::pcmp_lt(V::set(T(0)), hv), one);  // 1 where h' > 0
+      const P dav = ei::pmul(dh, slope);
+      V::store(da, dav, n);
+    }
+  }
+}
+
+// What backward_row reads and writes for row b at step s >= 0, units of tile t.
+template <class T>
+inline void backward_prefetch(const BackwardCtx<T>& k, const Schedule& sc, index_t s, index_t b,
+                              const Tile<T>& t) {
+  if (s < 0) return;
+  const index_t H = k.H, B = k.B, GH = k.GH, row = s * B + b, next = (s + 1) * B + b;
+  const index_t u0 = t.u0, n = t.nu;
+  const index_t G = GH / H;
+  if (k.dout) prefetch(k.dout + (sc.time(s, b) * B + b) * H + u0, n);
+  if (k.gates)
+    for (index_t g = 0; g < G; ++g) prefetch(k.gates + row * GH + g * H + u0, n);
+  if (k.cell == Cell::lstm) {
+    prefetch(k.c + next * H + u0, n);
+    prefetch(k.c + row * H + u0, n);
+  } else if (k.cell == Cell::gru) {
+    prefetch(k.h + row * H + u0, n);
+    prefetch(k.hn + row * H + u0, n);
+    prefetch(k.dhn + row * H + u0, n, true);
+  } else {
+    prefetch(k.h + next * H + u0, n);
+  }
+  for (index_t g = 0; g < G; ++g) prefetch(k.dA + row * GH + g * H + u0, n, true);
+}
+
+// After step 0: dh0[b] for the units of tile t.
+template <class T>
+inline void backward_dh0(const BackwardCtx<T>& k, index_t b, const Tile<T>& t, const T* carry, bool from_gemm) {
+  using V = Vec<T>;
+  using P = Pk<T>;
+  constexpr int L = V::L;
+  for (int j = 0; j < t.width; ++j) {
+    const index_t u = t.u0 + index_t(j) * L;
+    const int n = int(std::min<index_t>(L, t.u0 + t.nu - u));
+    if (n <= 0) break;
+    P dh = ei::ploadu<P>(carry + j * L);
+    if (from_gemm && k.dhd) dh = ei::padd(dh, V::load(k.dhd + b * k.H + u, n));
+    V::store(k.dh0 + b * k.H + u, dh, n);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Weight gradients: C_j (rows [0, M_j) x N_j) = sum_k A[ra[k]]^T B_j[rb_j[k]] over a list of
+// rows (the valid steps), for a few (B_j, C_j) sharing A: one blocked GEMM on the same
+// micro-kernel. Threads split the rows of A^T; per block of KC rows of the sum, a thread
+// transposes its columns of A's block once (the broadcast operand, k-major per micro-tile,
+// read from L1) and packs the B_j blocks into panels a few at a time (the vector operand,
+// L2-resident while every micro-tile of rows passes over them).
+
+template <class T>
+struct TnOut {
+  const T* Bm;        // (rows, N) with row stride ldb, rows picked by rb
+  index_t ldb;
+  const index_t* rb;
+  index_t N;
+  T* C;               // (mend, N) with row stride ldc
+  index_t ldc, mend;  // rows of A^T this product needs: [0, mend)
+};
+
+// asum (M,), if given, gets the column sums of A over the same rows (the bias gradients),
+// taken while A is packed: each thread sums its own columns, in row order.
+template <class T>
+void gemm_tn(index_t M, index_t Kd, const T* A, index_t lda, const index_t* ra, T* asum,
+             std::initializer_list<TnOut<T>> outs_) {
+  const std::vector<TnOut<T>> outs(outs_);
+  if (asum) std::fill_n(asum, M, T(0));
+  if (Kd == 0) {
+    for (const TnOut<T>& o : outs)
+      for (index_t m = 0; m < o.mend; ++m) std::fill_n(o.C + m * o.ldc, o.N, T(0));
+    return;
+  }
+  constexpr int L = Vec<T>::L;
+  constexpr int NVL = kMaxNV * L;
+  constexpr int MR = mr_max(kMaxNV);
+  constexpr index_t KC = index_t(2048) / index_t(sizeof(T));  // 512 floats
+  constexpr index_t NB = 4;                                    // panels per block of B
+  struct ColTile {
+    int out;
+    index_t c0;
+    int nc;
+  };
+  std::vector<ColTile> cols;
+  index_t work = 0;
+  for (int q = 0; q < int(outs.size()); ++q) {
+    for (index_t c0 = 0; c0 < outs[q].N; c0 += NVL)
+      cols.push_back({q, c0, int(std::min<index_t>(NVL, outs[q].N - c0))});
+    work += outs[q].mend * outs[q].N * Kd;
+  }
+  if (M == 0) return;
+  const index_t ntile = index_t(cols.size());
+  const index_t mblocks = (M + MR - 1) / MR;
+  const int nt = team_size(work / 64, mblocks);
+  // a micro-tile of rows costs the columns of every product that needs its rows
+  std::vector<index_t> cost(mblocks + 1, 0);
+  for (index_t j = 0; j < mblocks; ++j) {
+    index_t c = 1;
+    for (const TnOut<T>& o : outs)
+      if (j * MR < o.mend) c += o.N;
+    cost[j + 1] = cost[j] + c;
+  }
+  auto bound = [&](int k, int team) {  // first micro-tile of thread k: equal shares of cost
+    const index_t target = cost[mblocks] * k / team;
+    return index_t(std::lower_bound(cost.begin(), cost.end(), target) - cost.begin());
+  };
+  run_team(nt, [&](int tid, int team) {
+    // this thread's rows of A^T, in whole micro-tiles
+    const index_t m0 = std::min(M, bound(tid, team) * MR);
+    const index_t m1 = std::min(M, bound(tid + 1, team) * MR);
+    if (m0 >= m1) return;
+    const index_t mm = m1 - m0;
+    const index_t kmax = std::min(KC, Kd);
+    Scratch<T> Ap(kPackA, mm * kmax), Bp(kPackB, NB * kmax * NVL), ctmp(kTile, index_t(kMaxMR) * NVL);
+    const RowTiles rt(mm, MR);
+    for (index_t pc = 0; pc < Kd; pc += KC) {
+      const index_t kn = std::min(KC, Kd - pc);
+      // A's block, micro-tile by micro-tile, k-major: tile j at ap + i_j * kn, [k][r]
+      // (k outer: each row of A is read once, in order)
+      T* ap = Ap.get();
+      for (index_t k = 0; k < kn; ++k) {
+        const T* src = A + ra[pc + k] * lda + m0;
+        index_t i = 0;
+        for (index_t j = 0; j < rt.count; ++j) {
+          const int m = rt.rows(j);
+          T* dst = ap + i * kn + k * m;
+          for (int r = 0; r < m; ++r) dst[r] = src[i + r];
+          i += m;
+        }
+        if (asum)
+          for (index_t r = 0; r < mm; ++r) asum[m0 + r] += src[r];
+      }
+      for (index_t jb = 0; jb < ntile; jb += NB) {
+        const index_t nb = std::min(NB, ntile - jb);
+        for (index_t q = 0; q < nb; ++q) {
+          const ColTile& ct = cols[jb + q];
+          const TnOut<T>& o = outs[ct.out];
+          if (o.mend <= m0) continue;
+          const int nvl = (ct.nc + L - 1) / L * L;
+          T* dst = Bp.get() + q * kmax * NVL;
+          for (index_t k = 0; k < kn; ++k) {
+            std::memcpy(dst + k * nvl, o.Bm + o.rb[pc + k] * o.ldb + ct.c0, sizeof(T) * ct.nc);
+            std::fill(dst + k * nvl + ct.nc, dst + (k + 1) * nvl, T(0));
+          }
+        }
+        index_t i = 0;
+        for (index_t j = 0; j < rt.count; ++j) {
+          const int m = rt.rows(j);
+          const T* a = ap + i * kn;
+          for (index_t q = 0; q < nb; ++q) {
+            const ColTile& ct = cols[jb + q];
+            const TnOut<T>& o = outs[ct.out];
+            const index_t r0 = m0 + i;
+            if (r0 >= o.mend) continue;
+            const int mr = int(std::min<index_t>(m, o.mend - r0));  // rows of C to write
+            const int nv = (ct.nc + L - 1) / L;
+            const T* panel = Bp.get() + q * kmax * NVL;
+            T* c = o.C + r0 * o.ldc + ct.c0;
+            if (ct.nc == nv * L && mr == m) {
+              packed_fn<T>(nv, m)(a, panel, kn, c, o.ldc, pc > 0);
+            } else {  // the last columns or rows: through a scratch tile
+              T* cs = ctmp.get();
+              packed_fn<T>(nv, m)(a, panel, kn, cs, nv * L, false);
+              for (int r = 0; r < mr; ++r)
+                for (int e = 0; e < ct.nc; ++e)
+                  c[r * o.ldc + e] = (pc > 0 ? c[r * o.ldc + e] : T(0)) + cs[r * nv * L + e];
+            }
+          }
+          i += m;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+
+template <class T>
+void recurrent_forward(Cell cell, Nonlinearity act, RecurrentDims d, const T* x, const T* h0,
+                       const T* c0, const T* W_ih, const T* W_hh, const T* b_ih, const T* b_hh,
+                       const index_t* lengths, bool reverse, T* out, T* hT, T* cT, T* h, T* c,
+                       T* gates, T* hn) {
+  const index_t Tn = d.T, B = d.B, I = d.I, H = d.H;
+  const int G = num_gates(cell);
+  const index_t GH = G * H, BH = B * H;
+  if (BH == 0) return;  // every output is empty
+  if (h0) std::memcpy(h, h0, sizeof(T) * BH); else std::fill(h, h + BH, T(0));
+  if (cell == Cell::lstm) {
+    if (c0) std::memcpy(c, c0, sizeof(T) * BH); else std::fill(c, c + BH, T(0));
+  }
+  if (Tn > 0) {
+    const Schedule sc(Tn, B, lengths, reverse);
+    // Biases folded into one vector; the GRU keeps b_hn apart (r multiplies W_hn h + b_hn).
+    Scratch<T> bias(kBias, GH);
+    const index_t shared = cell == Cell::gru ? 2 * H : GH;
+    for (index_t j = 0; j < GH; ++j)
+      bias.get()[j] = (b_ih ? b_ih[j] : T(0)) + (b_hh && j < shared ? b_hh[j] : T(0));
+
+    constexpr int L = Vec<T>::L;
+    const index_t nvec = (H + L - 1) / L;
+    const int nt = team_size(B * GH * (I + H), nvec);
+    Scratch<T> panels(kPanels, nvec * (I + H) * G * L);
+    const int width = cell == Cell::rnn ? kMaxNV : 4;
+    Scratch<T> cbufs(kCbuf, index_t(nt) * B * width * L);
+    const ForwardCtx<T> f{cell, act, B, H, GH, bias.get(), (cell == Cell::gru && b_hh) ? b_hh + 2 * H : nullptr,
+                          out, h, cell == Cell::lstm ? c : nullptr, cell == Cell::rnn ? nullptr : gates,
+                          cell == Cell::gru ? hn : nullptr};
+
+    const std::vector<Tile<T>> tiles = forward_tiles(cell, I, H, panels.get());
+    std::vector<index_t> weight;
+    for (const Tile<T>& t : tiles) weight.push_back(t.width);
+    std::vector<double> times(2 * nt);
+
+    run_team(nt, [&](int tid, int team) {
+      for (size_t q = tid; q < tiles.size(); q += team) pack_forward(cell, tiles[q], W_ih, W_hh, I, H);
+      Balancer bal(weight, B, team, times.data());
+      T* cbuf = cbufs.get() + index_t(tid) * B * width * L;
+      std::vector<const T*> xrow(B);
+      const index_t* rows = sc.order.data();
+      team_barrier(team);  // every panel packed
+      for (index_t s = 0; s < Tn; ++s) {
+        if (s > 0) bal.update(s - 1);
+        const double t0 = omp_get_wtime();
+        const std::vector<Share> mine = bal.shares(tid);
+        const index_t n = sc.running(s);
+        for (index_t i = 0; i < n; ++i) xrow[rows[i]] = x + (sc.time(s, rows[i]) * B + rows[i]) * I;
+        const Src<T> src[2] = {{nullptr, 0, xrow.data()}, {h + s * BH, H, nullptr}};
+        for (const Share& sh : mine) {
+          const Tile<T>& t = tiles[sh.t];
+          const index_t run_end = std::min(sh.r1, n);
+          if (sh.r0 < run_end)
+            tile_product(t, rows + sh.r0, run_end - sh.r0, src, cbuf,
+                         [&](index_t b) { forward_prefetch(f, sc, s, b, t); },
+                         [&](index_t b, const T* crow) { forward_row(f, sc, s, b, t, crow); });
+          for (index_t i = std::max(sh.r0, n); i < sh.r1; ++i) forward_pad(f, s, rows[i], t);
+        }
+        bal.report(s, tid, omp_get_wtime() - t0);
+        team_barrier(team);
+      }
+    });
+  }
+  std::memcpy(hT, h + Tn * BH, sizeof(T) * BH);
+  if (cell == Cell::lstm) std::memcpy(cT, c + Tn * BH, sizeof(T) * BH);
+}
+
+template <class T>
+void recurrent_backward(Cell cell, Nonlinearity act, RecurrentDims d, const T* dout, const T* dhT,
+                        const T* dcT, const T* x, const T* W_ih, const T* W_hh,
+                        const index_t* lengths, bool reverse, const T* h, const T* c,
+                        const T* gates, const T* hn, T* dx, T* dh0, T* dc0, T* dW_ih, T* dW_hh,
+                        T* db_ih, T* db_hh) {
+  const index_t Tn = d.T, B = d.B, I = d.I, H = d.H;
+  const int G = num_gates(cell);
+  const index_t GH = G * H, BH = B * H, TB = Tn * B;
+  auto zero = [](T* p, index_t n) { if (n > 0) std::fill(p, p + n, T(0)); };
+  if (Tn == 0 || BH == 0) {  // no step: gradients pass from the final state to the initial one
+    if (dhT) std::memcpy(dh0, dhT, sizeof(T) * BH); else zero(dh0, BH);
+    if (cell == Cell::lstm) {
+      if (dcT) std::memcpy(dc0, dcT, sizeof(T) * BH); else zero(dc0, BH);
+    }
+    zero(dx, TB * I);
+    zero(dW_ih, GH * I);
+    zero(dW_hh, GH * H);
+    zero(db_ih, GH);
+    zero(db_hh, GH);
+    return;
+  }
+  const Schedule sc(Tn, B, lengths, reverse);
+  // dA rows of padding steps are never written nor read.
+  Scratch<T> dA(kGrad, TB * GH), dhn(kGradN, cell == Cell::gru ? TB * H : 0),
+      dC(kStateC, cell == Cell::lstm ? BH : 0), dhd(kStateH, cell == Cell::gru ? BH : 0);
+  if (cell == Cell::lstm) {
+    if (dcT) std::memcpy(dC.get(), dcT, sizeof(T) * BH); else zero(dC.get(), BH);
+  }
+  const BackwardCtx<T> k{cell, act, B, I, H, GH, dout, dhT, h, c, gates, hn,
+                         dA.get(), cell == Cell::gru ? dhn.get() : nullptr,
+                         cell == Cell::lstm ? dC.get() : nullptr, cell == Cell::gru ? dhd.get() : nullptr,
+                         dh0, dx};
+
+  constexpr int L = Vec<T>::L;
+  const index_t nvh = (H + L - 1) / L, nvx = (I + L - 1) / L;
+  const int nt = team_size(B * GH * (H + I), nvh + nvx);
+  Scratch<T> panels(kPanels, (nvh + nvx) * GH * L);
+  const int W = kMaxNV * L;
+  Scratch<T> cbufs(kCbuf, index_t(nt) * B * W);
+  const std::vector<Tile<T>> tiles = backward_tiles(cell, I, H, panels.get());
+  // The split's starting point: the cost per row of a tile ~ multiply-adds per vector plus
+  // its epilogue (measured: an LSTM unit's gate gradients ~ 300 multiply-adds per row).
+  static constexpr index_t kEpilogueCost[5] = {0, 60, 0, 250, 300};
+  std::vector<index_t> weight;
+  for (const Tile<T>& t : tiles) weight.push_back(t.width * (GH + (t.dx ? 4 : kEpilogueCost[G])));
+  std::vector<double> times(2 * nt);
+  run_team(nt, [&](int tid, int team) {
+    for (size_t q = tid; q < tiles.size(); q += team) pack_backward(tiles[q], W_ih, W_hh, I, H, GH);
+    Balancer bal(weight, B, team, times.data());
+    T* cbuf = cbufs.get() + index_t(tid) * B * W;
+    alignas(64) T start[kMaxNV * 64];  // dhT for one row of a tile (width * L <= kMaxNV * 64)
+    const index_t* rows = sc.order.data();
+    team_barrier(team);  // every panel packed
+    for (index_t s = Tn - 1; s >= -1; --s) {
+      // (the split moves by the last iteration's times; not the first's: there the dx
+      // tiles have nothing to do yet)
+      if (s < Tn - 2) bal.update(s + 2);
+      const double t0 = omp_get_wtime();
+      const std::vector<Share> mine = bal.shares(tid);
+      const index_t ng = sc.running(s + 1);  // rows with dgates at s + 1: carry by the product
+      const index_t n = sc.running(s);       // rows running at step s
+      const Src<T> src[2] = {{dA.get() + (s + 1) * B * GH, GH, nullptr},
+                             {cell == Cell::gru ? dhn.get() + (s + 1) * BH : nullptr, H, nullptr}};
+      for (const Share& sh : mine) {
+        const Tile<T>& t = tiles[sh.t];
+        const index_t gend = std::min(sh.r1, ng);
+        if (t.dx) {  // dx at step s + 1 = dA[s + 1] @ W_ih, written in time order
+          if (s + 1 >= Tn) continue;
+          if (sh.r0 < gend)
+            tile_product(
+                t, rows + sh.r0, gend - sh.r0, src, cbuf,
+                [&](index_t b) { prefetch(dx + (sc.time(s + 1, b) * B + b) * I + t.u0, t.nu, true); },
+                [&](index_t b, const T* crow) {
+              std::memcpy(dx + (sc.time(s + 1, b) * B + b) * I + t.u0, crow, sizeof(T) * t.nu);
+            });
+          for (index_t i = std::max(sh.r0, ng); i < sh.r1; ++i)  // time s + 1 is padding here
+            std::fill_n(dx + ((s + 1) * B + rows[i]) * I + t.u0, t.nu, T(0));
+          continue;
+        }
+        if (sh.r0 < gend) {
+          if (s >= 0)
+            tile_product(t, rows + sh.r0, gend - sh.r0, src, cbuf,
+                         [&](index_t b) { backward_prefetch(k, sc, s, b, t); },
+                         [&](index_t b, const T* crow) { backward_row(k, sc, s, b, t, crow, true); });
+          else
+            tile_product(t, rows + sh.r0, gend - sh.r0, src, cbuf, [](index_t) {},
+                         [&](index_t b, const T* crow) { backward_dh0(k, b, t, crow, true); });
+        }
+        // sequences whose last step is s start from dhT
+        for (index_t i = std::max(sh.r0, ng); i < std::min(sh.r1, n); ++i) {
+          const index_t b = rows[i];
+          std::fill(start, start + t.width * L, T(0));
+          if (dhT) std::memcpy(start, dhT + b * H + t.u0, sizeof(T) * t.nu);
+          if (s >= 0)
+            backward_row(k, sc, s, b, t, start, false);
+          else
+            backward_dh0(k, b, t, start, false);
+        }
+      }
+      bal.report(s + 1, tid, omp_get_wtime() - t0);
+      team_barrier(team);
+    }
+  });
+  if (cell == Cell::lstm) std::memcpy(dc0, dC.get(), sizeof(T) * BH);
+  // dW_ih = sum over valid (s, b) of dA[s, b]^T x[time(s, b), b];  dW_hh likewise with h[s, b]
+  // (GRU: the hidden side [da_r, da_z | dhn]); db = the sums of dA (dhn), in the same pass.
+  std::vector<index_t> ra, rx;
+  ra.reserve(TB);
+  rx.reserve(TB);
+  for (index_t s = 0; s < Tn; ++s)
+    for (index_t i = 0; i < sc.running(s); ++i) {
+      const index_t b = sc.order[i];
+      ra.push_back(s * B + b);
+      rx.push_back(sc.time(s, b) * B + b);
+    }
+  const index_t Kd = index_t(ra.size());
+  if (cell == Cell::gru) {  // the hidden side's n block is dhn, not dA's
+    gemm_tn<T>(GH, Kd, dA.get(), GH, ra.data(), db_ih,
+               {{x, I, rx.data(), I, dW_ih, I, GH}, {h, H, ra.data(), H, dW_hh, H, 2 * H}});
+    gemm_tn<T>(H, Kd, dhn.get(), H, ra.data(), db_hh + 2 * H,
+               {{h, H, ra.data(), H, dW_hh + 2 * H * H, H, H}});
+    std::memcpy(db_hh, db_ih, sizeof(T) * 2 * H);
+  } else {
+    gemm_tn<T>(GH, Kd, dA.get(), GH, ra.data(), db_ih,
+               {{x, I, rx.data(), I, dW_ih, I, GH}, {h, H, ra.data(), H, dW_hh, H, GH}});
+    std::memcpy(db_hh, db_ih, sizeof(T) * GH);
+  }
+}
+
+#define NNKERN_INSTANTIATE(T)                                                                      \
+  template void recurrent_forward<T>(Cell, Nonlinearity, RecurrentDims, const T*, const T*,       \
+                                     const T*, const T*, const T*, const T*, const T*,            \
+                                     const index_t*, bool, T*, T*, T*, T*, T*, T*, T*);           \
+  template void recurrent_backward<T>(Cell, Nonlinearity, RecurrentDims, const T*, const T*,      \
+                                      const T*, const T*, const T*, const T*, const index_t*,     \
+                                      bool, const T*, const T*, const T*, const T*, T*, T*, T*,   \
+                                      T*, T*, T*, T*);
+NNKERN_INSTANTIATE(float)
+NNKERN_INSTANTIATE(double)
+#undef NNKERN_INSTANTIATE
+
+}  // namespace nnkern
