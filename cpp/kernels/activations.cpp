@@ -205,10 +205,8 @@ static void softmax_row(const T* x, T* y, index_t K, bool log, bool stream, RowW
   for (index_t b = 0; b < nb; ++b) {
     const index_t off = b * kBlock, len = std::min(kBlock, K - off);
     const T scale = std::exp(w.bmax[b] - m) * inv;
-    if (stream)  // scale on the way out: one read of the scratch block
-      write_blocks(y, off, off + len, true, [&](index_t lo, index_t hi, T* dst) {
-        MapArr<T>(dst, hi - lo) = CMapArr<T>(e + lo, hi - lo) * scale;
-      });
+    if (stream)  // scale on the way out, streamed from registers
+      stream_scaled(y + off, e + off, len, scale);
     else
       MapArr<T>(e + off, len) *= scale;
   }

@@ -70,6 +70,37 @@ inline void stream_copy(T* dst, const T* src, index_t n) {
   }
 }
 
+// dst[i] = src[i] * scale for i < n, streamed straight from registers (no staging buffer).
+// The scalar head up to dst's alignment computes the same IEEE product as the vector body,
+// so results do not depend on alignment.
+#if defined(__AVX512F__)
+inline void nt_store(float* p, __m512 v) { _mm512_stream_ps(p, v); }
+inline void nt_store(double* p, __m512d v) { _mm512_stream_pd(p, v); }
+#elif defined(__AVX__)
+inline void nt_store(float* p, __m256 v) { _mm256_stream_ps(p, v); }
+inline void nt_store(double* p, __m256d v) { _mm256_stream_pd(p, v); }
+#elif defined(__SSE2__)
+inline void nt_store(float* p, __m128 v) { _mm_stream_ps(p, v); }
+inline void nt_store(double* p, __m128d v) { _mm_stream_pd(p, v); }
+#endif
+
+template <class T>
+inline void stream_scaled(T* dst, const T* src, index_t n, T scale) {
+  index_t i = 0;
+#if defined(__SSE2__)
+  namespace ei = Eigen::internal;
+  using P = typename ei::packet_traits<T>::type;
+  constexpr index_t L = ei::unpacket_traits<P>::size;
+  while (i < n && reinterpret_cast<std::uintptr_t>(dst + i) % sizeof(P) != 0) {
+    dst[i] = src[i] * scale;
+    ++i;
+  }
+  const P vs = ei::pset1<P>(scale);
+  for (; i + L <= n; i += L) nt_store(dst + i, ei::pmul(ei::ploadu<P>(src + i), vs));
+#endif
+  for (; i < n; ++i) dst[i] = src[i] * scale;
+}
+
 // y[b, e) = f(b, e, dst): f writes e - b results to dst. The results are staged block by
 // block in an aligned L1 buffer, then copied out (streamed when `stream`). Staging costs
 // little and makes every element take the same (vector or scalar-tail) code path whatever
