@@ -25,7 +25,8 @@ def test_list_names_every_case():
     p = run_cli("--list")
     assert p.returncode == 0, p.stderr
     for name in ("softmax/fwd", "log_softmax/fwd", "cross_entropy/fwd+bwd", "dense/fwd+bwd",
-                 "sigmoid/fwd", "numpy matmul", "memcpy"):
+                 "sigmoid/fwd", "lstm/fwd+bwd", "gru/fwd+bwd lengths", "rnn/fwd+bwd",
+                 "numpy matmul", "memcpy"):
         assert name in p.stdout
 
 

@@ -90,7 +90,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     snap = h.cpu_snapshot()
     for case in cases:
-        row = h.run_case(case, settings)
+        row = h.run_case_checked(case, settings, retries=0 if args.quick else 2,
+                                 threshold=h.NOISY_CORES)
         rows.append(row)
         table.row(row)
     elapsed = time.perf_counter() - t0
@@ -98,8 +99,12 @@ def main(argv=None) -> int:
     rec["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
 
     problems = [r for r in rows if r.status in ("MISMATCH", "ERROR")]
+    noisy = sum(r.other_cores is not None and r.other_cores > h.NOISY_CORES for r in rows
+                if r.status == "ok")
+    retried = sum(r.attempts > 1 for r in rows)
     summary = (f"{len(rows)} cases in {elapsed:.1f} s; "
-               f"{sum(r.status == 'SKIP' for r in rows)} skipped, {len(problems)} failed")
+               f"{sum(r.status == 'SKIP' for r in rows)} skipped, {len(problems)} failed, "
+               f"{retried} re-measured because other processes were busy, {noisy} still noisy")
     ol = rec["other_load_during_run"]
     if ol:
         summary += (f"; other processes used {ol['other_cpu_s']} CPU-s during the run "

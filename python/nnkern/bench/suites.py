@@ -303,6 +303,140 @@ for _name in ("sigmoid", "tanh", "relu", "leaky_relu"):
 
 
 # --------------------------------------------------------------------------------------------
+# recurrent layers (LSTM, GRU, tanh RNN; one layer, one direction, time-major, PyTorch layout)
+
+_RNN_GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+_RNN_CONFIGS = ((35, 20, 200, 200), (50, 64, 256, 512), (100, 32, 512, 512), (20, 128, 1024, 1024))
+
+
+def _rnn_lengths(T, B):
+    """Variable lengths: uniform in [T/2, T], fixed seed, unsorted."""
+    return _rng(7).integers(T // 2, T + 1, size=B).astype(np.int64)
+
+
+def _rnn_flops(kind, T, B, I, H, backward, lengths=None):
+    """2*G*H*(I+H) per valid (step, sequence); fwd+bwd = 3x the forward (dh, dx, dW products).
+
+    With lengths only the valid steps are counted (sum(lengths) instead of T*B), so GFLOP/s
+    means the same thing in both kinds of case.
+    """
+    steps = T * B if lengths is None else int(np.sum(lengths))
+    f = 2 * steps * _RNN_GATES[kind] * H * (I + H)
+    return 3 * f if backward else f
+
+
+def _rnn_case(kind, T, B, I, H, backward, use_lengths):
+    require(f"{kind}_forward", f"{kind}_backward")
+    G = _RNN_GATES[kind]
+    k = 1 / np.sqrt(H)  # torch's default init range U(-1/sqrt(H), 1/sqrt(H))
+    r = _rng(3)
+    W_ih = r.uniform(-k, k, (G * H, I)).astype(F32)
+    W_hh = r.uniform(-k, k, (G * H, H)).astype(F32)
+    b_ih = r.uniform(-k, k, G * H).astype(F32)
+    b_hh = r.uniform(-k, k, G * H).astype(F32)
+    x = _randn((T, B, I), 1)
+    h0 = _randn((B, H), 2) * F32(0.5)
+    c0 = _randn((B, H), 4) * F32(0.5) if kind == "lstm" else None
+    dout, dhT = _randn((T, B, H), 5), _randn((B, H), 6)
+    dcT = _randn((B, H), 8) if kind == "lstm" else None
+    lengths = _rnn_lengths(T, B) if use_lengths else None
+    fwd_nk, bwd_nk = getattr(ops, f"{kind}_forward"), getattr(ops, f"{kind}_backward")
+    fwd_tw, bwd_tw = getattr(ref, f"{kind}_forward"), getattr(ref, f"{kind}_backward")
+    states = (h0, c0) if kind == "lstm" else (h0,)
+    upstream = (dout, dhT, dcT) if kind == "lstm" else (dout, dhT)
+
+    def ours(fwd, bwd):
+        def f():
+            res = fwd(x, *states, W_ih, W_hh, b_ih, b_hh, lengths=lengths)
+            if not backward:
+                return res[:-1]  # out, hT[, cT]
+            return (*res[:-1], *bwd(*upstream, res[-1]))
+        return f
+
+    t = torch_module()
+    tf = compare_torch = None
+    if t is not None:
+        cls = {"lstm": t.nn.LSTM, "gru": t.nn.GRU, "rnn": t.nn.RNN}[kind]
+        m = cls(I, H, num_layers=1)  # RNN: nonlinearity="tanh" by default
+        with t.no_grad():
+            for name, a in (("weight_ih_l0", W_ih), ("weight_hh_l0", W_hh),
+                            ("bias_ih_l0", b_ih), ("bias_hh_l0", b_hh)):
+                getattr(m, name).copy_(t.from_numpy(a))
+        params = (m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0)
+        xt = t.from_numpy(x)
+        st = [t.from_numpy(s.reshape(1, B, H)) for s in states]  # torch wants (layers, B, H)
+        ups = [t.from_numpy(upstream[0])] + [t.from_numpy(u.reshape(1, B, H)) for u in upstream[1:]]
+        Lt = None if lengths is None else t.from_numpy(lengths)
+        rnn_utils = t.nn.utils.rnn
+
+        def run(inp, hx):
+            if Lt is not None:
+                inp = rnn_utils.pack_padded_sequence(inp, Lt, enforce_sorted=False)
+            out, final = m(inp, hx)
+            if Lt is not None:
+                out, _ = rnn_utils.pad_packed_sequence(out, total_length=T)
+            return (out, *final) if kind == "lstm" else (out, final)
+
+        hx_of = (lambda s: tuple(s)) if kind == "lstm" else (lambda s: s[0])
+        if not backward:
+            def tf():
+                with t.no_grad():
+                    return run(xt, hx_of(st))
+        else:
+            xg = xt.detach().requires_grad_()
+            sg = [s.detach().requires_grad_() for s in st]
+
+            def tf():
+                m.zero_grad(set_to_none=True)
+                xg.grad = None
+                for s in sg:
+                    s.grad = None
+                res = run(xg, hx_of(sg))
+                t.autograd.backward(res, ups)  # dout, dhT[, dcT]
+                return (*res, xg.grad, *(s.grad for s in sg), *(p.grad for p in params))
+
+        def compare_torch(res):  # torch's states and their gradients are (1, B, H)
+            return (res[0], *(a.reshape(B, H) if tuple(a.shape) == (1, B, H) else a
+                              for a in res[1:]))
+
+    how = ("pack_padded_sequence(enforce_sorted=False) -> module -> "
+           "pad_packed_sequence(total_length=T)" if use_lengths else "module(x, hx)")
+    returns = ("out, hT" + (", cT" if kind == "lstm" else "")
+               + (", dx, dh0" + (", dc0" if kind == "lstm" else "")
+                  + ", dW_ih, dW_hh, db_ih, db_hh" if backward else ""))
+    torch_name = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN(tanh)"}[kind]
+    notes = (f"returns {returns}; torch: nn.{torch_name}(I, H) with the same weights, {how}"
+             + (", under no_grad" if not backward else
+                ", autograd backward of (out, hT" + (", cT" if kind == "lstm" else "")
+                + ") with the same upstream gradients")
+             + ("; lengths uniform in [T/2, T] (seed 7, unsorted), GFLOP/s counts valid steps only"
+                if use_lengths else ""))
+    if backward:
+        notes += ("; validation atol per output = max(1e-4, 1e-5 * max|output|): dW, db are "
+                  "float32 sums over T*B terms (entries up to ~250) whose rounding error scales "
+                  "with the largest entries")
+    return {"nnkern": ours(fwd_nk, bwd_nk), "numpy": ours(fwd_tw, bwd_tw), "torch": tf,
+            "compare_torch": compare_torch, "notes": notes,
+            "atol_scale": 1e-5 if backward else 0.0}
+
+
+def _rnn_register(kind, backward, use_lengths):
+    for T, B, I, H in _RNN_CONFIGS:
+        lengths = _rnn_lengths(T, B) if use_lengths else None
+        name = f"{kind}/{'fwd+bwd' if backward else 'fwd'}{' lengths' if use_lengths else ''}"
+        register(name, f"T={T} B={B} I={I} H={H}",
+                 flops=_rnn_flops(kind, T, B, I, H, backward, lengths))(
+            partial(_rnn_case, kind, T, B, I, H, backward, use_lengths))
+
+
+_rnn_register("lstm", False, False)
+for _kind in ("lstm", "gru", "rnn"):
+    _rnn_register(_kind, True, False)
+for _kind in ("lstm", "gru", "rnn"):
+    _rnn_register(_kind, True, True)
+
+
+# --------------------------------------------------------------------------------------------
 # reference rows: what the hardware does with NumPy's own BLAS and a plain copy
 
 
@@ -353,4 +487,4 @@ register("memcpy+alloc", "64 MiB", bytes=2 * 4 * M16, reference=True,
          notes="ndarray.copy(), a fresh 64 MiB output per call as every kernel here allocates; "
                "torch: Tensor.clone")(partial(_memcpy, True))
 
-del _name, _shape, _M
+del _name, _shape, _M, _kind
