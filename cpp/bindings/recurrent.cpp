@@ -70,6 +70,17 @@ const index_t* lengths_arg(const py::object& o, index_t T, index_t B) {
   return p;
 }
 
+// Element counts of every array a recurrent call touches, each checked against int64
+// overflow (the buffers are then checked against these sizes).
+struct Sizes {
+  index_t TBI, BH, GHI, GHH, GH, TBH, T1BH, TBGH;
+};
+
+Sizes sizes(const char* fn, index_t G, index_t T, index_t B, index_t I, index_t H) {
+  return {dims(fn, {T, B, I}), dims(fn, {B, H}),        dims(fn, {G, H, I}),    dims(fn, {G, H, H}),
+          dims(fn, {G, H}),    dims(fn, {T, B, H}),     dims(fn, {T + 1, B, H}), dims(fn, {T, B, G, H})};
+}
+
 }  // namespace
 
 void bind_recurrent(py::module_& m) {
@@ -85,10 +96,9 @@ void bind_recurrent(py::module_& m) {
           const Cell cell = cell_arg(kind);
           const Nonlinearity act = act_arg(nonlinearity);
           const index_t G = num_gates(cell);
-          const char* fn = "recurrent_forward";
-          const index_t TBI = dims(fn, {T, B, I}), BH = dims(fn, {B, H}), GHI = dims(fn, {G, H, I}),
-                        GHH = dims(fn, {G, H, H}), GH = dims(fn, {G, H}), TBH = dims(fn, {T, B, H}),
-                        T1BH = dims(fn, {T + 1, B, H}), TBGH = dims(fn, {T, B, G, H});
+          const Sizes z = sizes("recurrent_forward", G, T, B, I, H);
+          const index_t TBI = z.TBI, BH = z.BH, GHI = z.GHI, GHH = z.GHH, GH = z.GH, TBH = z.TBH,
+                        T1BH = z.T1BH, TBGH = z.TBGH;
           const bool lstm = cell == Cell::lstm, gru = cell == Cell::gru;
           const index_t* L = lengths_arg(lengths, T, B);
           dispatch(x, "x", [&](auto tag) {
@@ -125,10 +135,9 @@ void bind_recurrent(py::module_& m) {
           const Cell cell = cell_arg(kind);
           const Nonlinearity act = act_arg(nonlinearity);
           const index_t G = num_gates(cell);
-          const char* fn = "recurrent_backward";
-          const index_t TBI = dims(fn, {T, B, I}), BH = dims(fn, {B, H}), GHI = dims(fn, {G, H, I}),
-                        GHH = dims(fn, {G, H, H}), GH = dims(fn, {G, H}), TBH = dims(fn, {T, B, H}),
-                        T1BH = dims(fn, {T + 1, B, H}), TBGH = dims(fn, {T, B, G, H});
+          const Sizes z = sizes("recurrent_backward", G, T, B, I, H);
+          const index_t TBI = z.TBI, BH = z.BH, GHI = z.GHI, GHH = z.GHH, GH = z.GH, TBH = z.TBH,
+                        T1BH = z.T1BH, TBGH = z.TBGH;
           const bool lstm = cell == Cell::lstm, gru = cell == Cell::gru;
           const index_t* L = lengths_arg(lengths, T, B);
           dispatch(x, "x", [&](auto tag) {

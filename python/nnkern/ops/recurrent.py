@@ -26,9 +26,8 @@ from .. import _core
 from .._cache import RecurrentCache
 from ..reference.recurrent import _backward_args, _check_nonlinearity, _forward_args
 
-__all__ = [
-    "lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "rnn_forward", "rnn_backward",
-]
+# The same names as the twin module: the kernel contract.
+from ..reference.recurrent import __all__  # noqa: E402
 
 
 def _forward(kind, nonlinearity, a):
