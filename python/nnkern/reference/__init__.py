@@ -21,5 +21,7 @@ from .losses import *  # noqa: F401,F403
 from .losses import __all__ as _loss
 from .recurrent import *  # noqa: F401,F403
 from .recurrent import __all__ as _rec
+from .word2vec import *  # noqa: F401,F403
+from .word2vec import __all__ as _w2v
 
-__all__ = [*_act, *_loss, *_dense, *_rec]
+__all__ = [*_act, *_loss, *_dense, *_rec, *_w2v]

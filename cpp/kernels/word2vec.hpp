@@ -1,0 +1,149 @@
+// word2vec (Mikolov et al. 2013): skip-gram and CBOW, negative sampling and hierarchical
+// softmax. The single-example updates below are the whole of the math; the training loop
+// (w2v_train_job) only chooses which examples to feed them, as word2vec.c and gensim do.
+//
+// Shapes (glossary in common.hpp): syn0 (V, D) input vectors, syn1neg (V, D) output vectors
+// for negative sampling, syn1 (V - 1, D) inner-node vectors of the Huffman tree for
+// hierarchical softmax. Every row is contiguous, so an update touches D consecutive values.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/common.hpp"
+
+namespace nnkern {
+
+// ---------------------------------------------------------------------------------------
+// Small vector helpers: D is ~100-300, so these are the whole hot loop. omp simd lets the
+// compiler vectorise the reductions without -ffast-math.
+
+template <class T>
+inline T w2v_dot(const T* a, const T* b, index_t D) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (index_t j = 0; j < D; ++j) s += a[j] * b[j];
+  return s;
+}
+
+// One logistic-regression step of l1 against the output row `out` with label 0/1:
+//   f = l1 . out,  g = alpha (label - sigmoid(f)),  e += g out,  out += g l1.
+// Returns the log-loss -log sigmoid(+-f) when `want_loss`, computed stably from exp(-|f|).
+template <class T>
+inline double w2v_logistic_step(const T* l1, T* out, T* e, index_t D, T label, T alpha,
+                                bool want_loss) {
+  const T f = w2v_dot(l1, out, D);
+  const T z = std::exp(-std::abs(f));  // in (0, 1]: never overflows
+  const T sig = f >= 0 ? T(1) / (T(1) + z) : z / (T(1) + z);
+  const T g = alpha * (label - sig);
+#pragma omp simd
+  for (index_t j = 0; j < D; ++j) {
+    e[j] += g * out[j];
+    out[j] += g * l1[j];
+  }
+  if (!want_loss) return 0.0;
+  // -log sigmoid(f) if label 1, -log sigmoid(-f) if label 0: softplus(-+f).
+  const T m = label > T(0.5) ? -f : f;
+  return double(std::max(m, T(0)) + std::log1p(z));
+}
+
+// Negative sampling for the prediction of `word` from l1: word with label 1, then each of the
+// K negatives with label 0 (a negative equal to `word` is skipped, as in word2vec.c).
+// e (D) accumulates the gradient step for l1; it is not cleared here.
+template <class T>
+inline double w2v_ns(const T* l1, T* syn1neg, T* e, index_t D, std::int64_t word,
+                     const std::int64_t* neg, index_t K, T alpha, bool want_loss) {
+  double loss = w2v_logistic_step(l1, syn1neg + word * D, e, D, T(1), alpha, want_loss);
+  for (index_t k = 0; k < K; ++k) {
+    if (neg[k] == word) continue;
+    loss += w2v_logistic_step(l1, syn1neg + neg[k] * D, e, D, T(0), alpha, want_loss);
+  }
+  return loss;
+}
+
+// Hierarchical softmax: one logistic step per inner node on the word's Huffman path,
+// label 1 - code (word2vec.c's convention: code 0 means "go left", predicted with sigmoid).
+template <class T>
+inline double w2v_hs(const T* l1, T* syn1, T* e, index_t D, const std::int32_t* points,
+                     const std::uint8_t* codes, index_t L, T alpha, bool want_loss) {
+  double loss = 0.0;
+  for (index_t d = 0; d < L; ++d)
+    loss += w2v_logistic_step(l1, syn1 + index_t(points[d]) * D, e, D, T(1) - T(codes[d]),
+                              alpha, want_loss);
+  return loss;
+}
+
+// ---------------------------------------------------------------------------------------
+// The four single-example updates (in place), exposed as nnkern.ops.word2vec_*.
+// work: 2*D scratch values. Return the example's log-loss.
+
+// Skip-gram: the input row syn0[context] predicts `word`.
+template <class T>
+double word2vec_sg_ns(T* syn0, T* syn1neg, index_t D, std::int64_t word, std::int64_t context,
+                      const std::int64_t* neg, index_t K, T alpha, T* work);
+template <class T>
+double word2vec_sg_hs(T* syn0, T* syn1, index_t D, std::int64_t context,
+                      const std::int32_t* points, const std::uint8_t* codes, index_t L, T alpha,
+                      T* work);
+// CBOW: the mean (cbow_mean) or sum of syn0[ctx[0..C)] predicts `word`. With the mean each
+// context row receives the whole gradient step, with the sum 1/C of it (gensim's convention).
+template <class T>
+double word2vec_cbow_ns(T* syn0, T* syn1neg, index_t D, std::int64_t word,
+                        const std::int64_t* ctx, index_t C, const std::int64_t* neg, index_t K,
+                        T alpha, bool cbow_mean, T* work);
+template <class T>
+double word2vec_cbow_hs(T* syn0, T* syn1, index_t D, const std::int64_t* ctx, index_t C,
+                        const std::int32_t* points, const std::uint8_t* codes, index_t L,
+                        T alpha, bool cbow_mean, T* work);
+
+// ---------------------------------------------------------------------------------------
+// Training on one job: a run of sentences of in-vocabulary token ids.
+
+// What stays fixed during training: the weights and the sampling tables.
+template <class T>
+struct W2VModel {
+  T* syn0 = nullptr;        // (V, D)
+  T* syn1neg = nullptr;     // (V, D) or nullptr when negative == 0
+  T* syn1 = nullptr;        // (V - 1, D) or nullptr when !hs
+  index_t V = 0, D = 0;
+  // Subsampling: word w is kept when a uniform 32-bit draw is < keep[w] (keep[w] = 2^32 means
+  // always; stored as uint64 so that "always" is exact).
+  const std::uint64_t* keep = nullptr;  // (V,)
+  // Alias table of the noise distribution: draw i uniform in [0, V), keep i when a 32-bit
+  // draw is < alias_prob[i], else take alias_idx[i]. Two draws, O(1).
+  const std::uint32_t* alias_prob = nullptr;  // (V,)
+  const std::int32_t* alias_idx = nullptr;    // (V,)
+  // Huffman paths in CSR form: word w's nodes are points[code_off[w] .. code_off[w + 1]).
+  const std::int64_t* code_off = nullptr;  // (V + 1,)
+  const std::int32_t* points = nullptr;
+  const std::uint8_t* codes = nullptr;
+  int window = 5;
+  int negative = 5;
+  bool sg = false, hs = false, cbow_mean = true, compute_loss = true;
+};
+
+// One job: tokens (n,) split into S sentences at sent_off (S + 1,). The first `lead` tokens
+// of the first sentence and the last `trail` of the last are context only (they belong to a
+// neighbouring job of the same long sentence), so a sentence of any length can be split over
+// jobs without losing any window. alpha falls linearly from alpha0 to alpha1 over the job's
+// center tokens. Randomness (subsampling, window reduction, negatives) comes from `seed`.
+struct W2VJob {
+  const std::int32_t* tokens = nullptr;
+  index_t n = 0;
+  const std::int64_t* sent_off = nullptr;
+  index_t S = 0;
+  index_t lead = 0, trail = 0;
+  double alpha0 = 0.025, alpha1 = 0.025;
+  std::uint64_t seed = 1;
+};
+
+struct W2VResult {
+  double loss = 0.0;          // summed log-loss over all examples
+  std::int64_t examples = 0;  // predictions made (pairs for SG, windows for CBOW)
+  std::int64_t words = 0;     // center tokens kept after subsampling
+};
+
+template <class T>
+W2VResult w2v_train_job(const W2VModel<T>& m, const W2VJob& job);
+
+}  // namespace nnkern

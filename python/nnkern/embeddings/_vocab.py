@@ -1,0 +1,162 @@
+"""Vocabulary and sampling tables for word2vec: counting, min_count / size pruning, the
+Huffman tree for hierarchical softmax, the alias table for O(1) negative draws and the
+subsampling probabilities. Plain Python + NumPy: each runs once per build_vocab."""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+
+import numpy as np
+
+TWO32 = 1 << 32
+
+
+def prune(counts: Counter, min_reduce: int) -> None:
+    """Drop words seen fewer than min_reduce times (gensim's max_vocab_size pruning)."""
+    for w in [w for w, c in counts.items() if c < min_reduce]:
+        del counts[w]
+
+
+def finalize(counts: dict, min_count: int, max_final_vocab: int | None):
+    """The kept words, most frequent first (ties keep first-seen order, like gensim), and
+    their counts. max_final_vocab raises min_count just enough to fit, as gensim does."""
+    if max_final_vocab is not None and len(counts) > max_final_vocab:
+        ranked = sorted(counts.values(), reverse=True)
+        # the smallest min_count that keeps at most max_final_vocab words
+        min_count = max(min_count, ranked[max_final_vocab] + 1)
+    words = [w for w, c in counts.items() if c >= min_count]
+    words.sort(key=counts.__getitem__, reverse=True)  # stable
+    return words, np.array([counts[w] for w in words], dtype=np.int64)
+
+
+def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
+    """P(keep) of each word under frequent-word subsampling, gensim's formula:
+
+        t = sample * total   (sample < 1; else sample is itself the count threshold)
+        P(keep w) = min(1, (sqrt(c_w / t) + 1) * t / c_w)
+    """
+    c = counts.astype(np.float64)
+    if sample <= 0 or c.size == 0:
+        return np.ones_like(c)
+    t = sample * c.sum() if sample < 1.0 else float(sample)
+    return np.minimum(1.0, (np.sqrt(c / t) + 1.0) * t / np.maximum(c, 1.0))
+
+
+def keep_thresholds(p: np.ndarray) -> np.ndarray:
+    """P(keep) as uint64 thresholds against a uniform 32-bit draw (2^32 = always)."""
+    return np.where(p >= 1.0, TWO32, np.floor(p * TWO32)).astype(np.uint64)
+
+
+def alias_table(weights: np.ndarray):
+    """Walker/Vose alias table of the distribution proportional to `weights` (V,).
+
+    Drawing i uniformly and then keeping i with probability prob[i], else taking alias[i],
+    gives each word probability weights / sum(weights) in O(1). prob is returned as uint32
+    thresholds against a 32-bit draw (2^32 - 1 stands for 1).
+    """
+    V = len(weights)
+    q = np.asarray(weights, dtype=np.float64)
+    q = q * (V / q.sum())
+    prob = np.ones(V, dtype=np.float64)
+    alias = np.arange(V, dtype=np.int32)
+    small = [i for i in range(V) if q[i] < 1.0]
+    large = [i for i in range(V) if q[i] >= 1.0]
+    ql = q.tolist()
+    while small and large:
+        s, g = small.pop(), large.pop()
+        prob[s] = ql[s]
+        alias[s] = g
+        ql[g] -= 1.0 - ql[s]
+        (small if ql[g] < 1.0 else large).append(g)
+    # leftovers are 1 up to rounding
+    thr = np.where(prob >= 1.0, TWO32 - 1, np.floor(prob * TWO32)).astype(np.uint32)
+    return thr, alias
+
+
+def alias_probabilities(thr: np.ndarray, alias: np.ndarray) -> np.ndarray:
+    """The exact distribution an alias table draws from (for tests)."""
+    V = len(thr)
+    p_keep = thr.astype(np.float64) / TWO32
+    p_keep[thr == TWO32 - 1] = 1.0
+    out = p_keep / V
+    np.add.at(out, alias, (1.0 - p_keep) / V)
+    return out
+
+
+def huffman(counts: np.ndarray):
+    """Huffman tree over the words' counts (word2vec.c's linear two-queue construction).
+
+    Returns (code_off (V+1,), points, codes) in CSR form: word w's path is
+    points[code_off[w]:code_off[w+1]] (inner nodes 0..V-2, root first) with the branch
+    codes[...] (0/1) taken at each. Inner node V-2 is the root. A single word gets a path
+    of length 0.
+    """
+    V = len(counts)
+    if V <= 1:
+        return np.zeros(V + 1, dtype=np.int64), np.zeros(0, np.int32), np.zeros(0, np.uint8)
+    # The two-queue method needs leaves in descending count order.
+    order = np.argsort(-counts, kind="stable")
+    cnt = counts[order].tolist() + [0] * (V - 1)
+    parent = [0] * (2 * V - 1)
+    binary = [0] * (2 * V - 1)
+    pos1, pos2 = V - 1, V
+    for a in range(V - 1):
+        mins = []
+        for _ in range(2):
+            if pos1 >= 0 and (pos2 >= V + a or cnt[pos1] < cnt[pos2]):
+                mins.append(pos1)
+                pos1 -= 1
+            else:
+                mins.append(pos2)
+                pos2 += 1
+        cnt[V + a] = cnt[mins[0]] + cnt[mins[1]]
+        parent[mins[0]] = parent[mins[1]] = V + a
+        binary[mins[1]] = 1
+    parent_a = np.array(parent, dtype=np.int64)
+    binary_a = np.array(binary, dtype=np.uint8)
+    root = 2 * V - 2
+    # Walk all leaves up at once: steps[t][w] is the node w reaches after t steps.
+    node = np.arange(V, dtype=np.int64)
+    lengths = np.zeros(V, dtype=np.int64)
+    pts, cds = [], []
+    while True:
+        live = node != root
+        if not live.any():
+            break
+        lengths += live
+        pts.append(np.where(live, parent_a[node] - V, 0))
+        cds.append(np.where(live, binary_a[node], 0))
+        node = np.where(live, parent_a[node], root)
+    P = np.array(pts)  # (depth, V): step t from the leaf upwards
+    C = np.array(cds)
+    off_sorted = np.concatenate([[0], np.cumsum(lengths)])
+    w_rep = np.repeat(np.arange(V), lengths)
+    k = np.arange(off_sorted[-1]) - off_sorted[w_rep]
+    step = lengths[w_rep] - 1 - k  # root first
+    points_sorted = P[step, w_rep].astype(np.int32)
+    codes_sorted = C[step, w_rep].astype(np.uint8)
+    # Back to the caller's word order.
+    lengths_orig = np.empty(V, dtype=np.int64)
+    lengths_orig[order] = lengths
+    code_off = np.concatenate([[0], np.cumsum(lengths_orig)]).astype(np.int64)
+    inv = np.argsort(order)
+    total = int(code_off[-1])
+    src = np.repeat(off_sorted[inv], lengths_orig) + (
+        np.arange(total) - np.repeat(code_off[:-1], lengths_orig)
+    )
+    return code_off, points_sorted[src], codes_sorted[src]
+
+
+def optimal_code_cost(counts) -> int:
+    """sum(count * code length) of an optimal prefix code (for tests), via a heap."""
+    h = [int(c) for c in counts]
+    if len(h) <= 1:
+        return 0
+    heapq.heapify(h)
+    cost = 0
+    while len(h) > 1:
+        a, b = heapq.heappop(h), heapq.heappop(h)
+        cost += a + b
+        heapq.heappush(h, a + b)
+    return cost
