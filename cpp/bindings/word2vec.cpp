@@ -211,6 +211,23 @@ void bind_word2vec(py::module_& m) {
      py::arg("context"), py::arg("points"), py::arg("codes"), py::arg("alpha"),
      py::arg("cbow_mean"));
 
+  // alias_prob (V,) uint32, alias_idx (V,) int32 -> n draws (int64), as training draws them
+  m.def("w2v_draw_negatives", [](const py::array& alias_prob, const py::array& alias_idx,
+                                 std::uint64_t seed, index_t n) {
+    const index_t V = alias_prob.size();
+    if (V < 1 || V >= (index_t(1) << 31)) throw py::value_error("alias_prob: need 1 <= V < 2^31");
+    if (n < 0) throw py::value_error("n: must be >= 0");
+    const std::uint32_t* ap = indices<std::uint32_t>(alias_prob, "alias_prob", V, -1);
+    const std::int32_t* ai = indices<std::int32_t>(alias_idx, "alias_idx", V, V);
+    py::array_t<std::int64_t> out(n);
+    std::int64_t* po = out.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      w2v_draw_negatives(ap, ai, V, seed, po, n);
+    }
+    return out;
+  }, py::arg("alias_prob"), py::arg("alias_idx"), py::arg("seed"), py::arg("n"));
+
   py::class_<W2VTrainer>(m, "W2VTrainer")
       .def(py::init<py::array, py::object, py::object, index_t, index_t, py::array, py::object,
                     py::object, py::object, py::object, py::object, int, int, bool, bool, bool,

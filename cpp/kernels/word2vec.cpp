@@ -22,6 +22,13 @@ struct Lcg {
   }
 };
 
+// The noise draw of negative sampling: a uniform slot, then the slot's word or its alias.
+inline std::int64_t alias_draw(Lcg& rng, const std::uint32_t* prob, const std::int32_t* alias,
+                               std::uint32_t V) {
+  const std::uint32_t i = rng.below(V);
+  return rng.next() < prob[i] ? std::int64_t(i) : std::int64_t(alias[i]);
+}
+
 template <class T>
 inline void zero(T* e, index_t D) {
   std::fill(e, e + D, T(0));
@@ -137,11 +144,8 @@ W2VResult w2v_train_job(const W2VModel<T>& m, const W2VJob& job) {
   constexpr std::uint64_t kAlways = std::uint64_t(1) << 32;
 
   auto draw_negatives = [&]() {
-    const std::uint32_t V32 = std::uint32_t(m.V);
-    for (int k = 0; k < K; ++k) {
-      const std::uint32_t i = rng.below(V32);
-      neg[k] = rng.next() < m.alias_prob[i] ? std::int64_t(i) : std::int64_t(m.alias_idx[i]);
-    }
+    for (int k = 0; k < K; ++k)
+      neg[k] = alias_draw(rng, m.alias_prob, m.alias_idx, std::uint32_t(m.V));
   };
   // Both objectives add into e when both are on (word2vec.c allows hs=1 with negative>0).
   auto predict = [&](const T* l1, std::int64_t word, T alpha) {
@@ -203,6 +207,12 @@ W2VResult w2v_train_job(const W2VModel<T>& m, const W2VJob& job) {
     }
   }
   return res;
+}
+
+void w2v_draw_negatives(const std::uint32_t* alias_prob, const std::int32_t* alias_idx, index_t V,
+                        std::uint64_t seed, std::int64_t* out, index_t n) {
+  Lcg rng(seed);
+  for (index_t i = 0; i < n; ++i) out[i] = alias_draw(rng, alias_prob, alias_idx, std::uint32_t(V));
 }
 
 #define NNKERN_W2V(T)                                                                           \

@@ -146,4 +146,9 @@ struct W2VResult {
 template <class T>
 W2VResult w2v_train_job(const W2VModel<T>& m, const W2VJob& job);
 
+// n draws from the alias table exactly as training draws negatives (seeded like a job), so
+// tests can check the sampled distribution itself.
+void w2v_draw_negatives(const std::uint32_t* alias_prob, const std::int32_t* alias_idx, index_t V,
+                        std::uint64_t seed, std::int64_t* out, index_t n);
+
 }  // namespace nnkern

@@ -19,15 +19,17 @@ def prune(counts: Counter, min_reduce: int) -> None:
 
 
 def finalize(counts: dict, min_count: int, max_final_vocab: int | None):
-    """The kept words, most frequent first (ties keep first-seen order, like gensim), and
+    """The kept words, most frequent first (ties in gensim's order), and
     their counts. max_final_vocab raises min_count just enough to fit, as gensim does."""
     if max_final_vocab is not None and len(counts) > max_final_vocab:
         ranked = sorted(counts.values(), reverse=True)
         # the smallest min_count that keeps at most max_final_vocab words
         min_count = max(min_count, ranked[max_final_vocab] + 1)
     words = [w for w, c in counts.items() if c >= min_count]
-    words.sort(key=counts.__getitem__, reverse=True)  # stable
-    return words, np.array([counts[w] for w in words], dtype=np.int64)
+    cnt = np.array([counts[w] for w in words], dtype=np.int64)
+    # gensim's sort_by_descending_frequency, tie order included (later first-seen first)
+    order = np.lexsort((-np.arange(len(cnt)), -cnt))
+    return [words[i] for i in order], cnt[order]
 
 
 def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:

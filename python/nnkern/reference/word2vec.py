@@ -52,6 +52,8 @@ def _index(i, name, bound):
 
 
 def _indices(a, name, bound, dtype=np.int64):
+    if isinstance(a, (list, tuple)) and len(a) == 0:
+        a = np.zeros(0, dtype=np.int64)  # np.asarray([]) is float64
     a = v.index_array(a, name).reshape(-1)
     if a.size and (a.min() < 0 or a.max() >= bound):
         bad = a[(a < 0) | (a >= bound)][0]

@@ -1,0 +1,461 @@
+"""word2vec: one update of each mode against its NumPy twin, the vocabulary and sampling
+tables, job cutting, training sanity, reproducibility, continued training, bad input."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import numpy as np
+import pytest
+
+import nnkern
+from nnkern import _core, ops, reference
+from nnkern.embeddings import _corpus, _vocab
+
+from conftest import assert_close
+
+# ---------------------------------------------------------------------------------------
+# one SGD update of each mode against the twin
+
+
+def _weights(rng, dtype, V=13, D=7, inner=None):
+    syn0 = rng.standard_normal((V, D)).astype(dtype)
+    syn1 = rng.standard_normal((inner or V, D)).astype(dtype)
+    return syn0, syn1
+
+
+def _both(f_name, make, *args, **kw):
+    """Run ops and reference on copies of the same weights; return (loss, arrays) of each."""
+    out = []
+    for mod in (ops, reference):
+        a0, a1 = (w.copy() for w in make)
+        loss = getattr(mod, f_name)(a0, a1, *args, **kw)
+        out.append((loss, a0, a1))
+    return out
+
+
+@pytest.mark.parametrize("negatives", [[3, 5, 8], [2, 2, 9, 4], [], [1, 6, 1, 6, 12]])
+def test_sg_ns_update_matches_twin(rng, dtype, negatives):
+    w = _weights(rng, dtype)
+    # word 1 also appears among the negatives of the last case: it is skipped there
+    (l_o, s0_o, s1_o), (l_r, s0_r, s1_r) = _both("word2vec_sg_ns", w, 1, 4, negatives, 0.3)
+    assert_close(s0_o, s0_r, dtype)
+    assert_close(s1_o, s1_r, dtype)
+    np.testing.assert_allclose(l_o, l_r, rtol=1e-5)
+    assert not np.array_equal(s0_o, w[0])  # it did update
+
+
+@pytest.mark.parametrize("cbow_mean", [True, False])
+@pytest.mark.parametrize("context", [[0, 2, 3, 7], [5], [4, 4, 6]])
+def test_cbow_ns_update_matches_twin(rng, dtype, cbow_mean, context):
+    w = _weights(rng, dtype)
+    (l_o, s0_o, s1_o), (l_r, s0_r, s1_r) = _both(
+        "word2vec_cbow_ns", w, 9, context, [1, 2, 3, 9, 11], 0.2, cbow_mean=cbow_mean)
+    assert_close(s0_o, s0_r, dtype)
+    assert_close(s1_o, s1_r, dtype)
+    np.testing.assert_allclose(l_o, l_r, rtol=1e-5)
+
+
+def _path(rng, inner, L):
+    return rng.choice(inner, size=L, replace=False), rng.integers(0, 2, size=L)
+
+
+@pytest.mark.parametrize("L", [0, 1, 5])
+def test_sg_hs_update_matches_twin(rng, dtype, L):
+    w = _weights(rng, dtype, inner=12)
+    points, codes = _path(rng, 12, L)
+    (l_o, s0_o, s1_o), (l_r, s0_r, s1_r) = _both("word2vec_sg_hs", w, 3, points, codes, 0.25)
+    assert_close(s0_o, s0_r, dtype)
+    assert_close(s1_o, s1_r, dtype)
+    np.testing.assert_allclose(l_o, l_r, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cbow_mean", [True, False])
+def test_cbow_hs_update_matches_twin(rng, dtype, cbow_mean):
+    w = _weights(rng, dtype, inner=12)
+    points, codes = _path(rng, 12, 6)
+    (l_o, s0_o, s1_o), (l_r, s0_r, s1_r) = _both(
+        "word2vec_cbow_hs", w, [1, 5, 5, 8], points, codes, 0.25, cbow_mean=cbow_mean)
+    assert_close(s0_o, s0_r, dtype)
+    assert_close(s1_o, s1_r, dtype)
+    np.testing.assert_allclose(l_o, l_r, rtol=1e-5)
+
+
+def test_update_is_a_descent_step():
+    # a small learning rate lowers the example's loss: the update has the right sign
+    rng = np.random.default_rng(3)
+    syn0, syn1 = _weights(rng, np.float64)
+    before = reference.word2vec_sg_ns(syn0.copy(), syn1.copy(), 1, 4, [3, 5], 0.0)
+    s0, s1 = syn0.copy(), syn1.copy()
+    ops.word2vec_sg_ns(s0, s1, 1, 4, [3, 5], 0.01)
+    after = reference.word2vec_sg_ns(s0, s1, 1, 4, [3, 5], 0.0)
+    assert after < before
+
+
+def test_update_loss_is_the_log_loss():
+    syn0 = np.zeros((3, 2))
+    syn1 = np.zeros((3, 2))
+    # f = 0 everywhere: each of the 3 logistic terms costs log 2
+    assert ops.word2vec_sg_ns(syn0, syn1, 0, 1, [1, 2], 0.1) == pytest.approx(3 * np.log(2))
+
+
+@pytest.mark.parametrize("mod", [ops, reference], ids=["ops", "reference"])
+def test_update_bad_arguments(mod):
+    s0, s1 = np.zeros((4, 3), np.float32), np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match="word"):
+        mod.word2vec_sg_ns(s0, s1, 4, 0, [1], 0.1)
+    with pytest.raises(ValueError, match="negatives"):
+        mod.word2vec_sg_ns(s0, s1, 0, 0, [1, -1], 0.1)
+    with pytest.raises(TypeError, match="syn1neg"):
+        mod.word2vec_sg_ns(s0, s1.astype(np.float64), 0, 0, [1], 0.1)
+    with pytest.raises(ValueError, match="syn1"):
+        mod.word2vec_sg_hs(s0, np.zeros((4, 2), np.float32), 0, [0], [1], 0.1)
+    with pytest.raises(ValueError, match="points"):
+        mod.word2vec_sg_hs(s0, s1, 0, [4], [1], 0.1)
+    with pytest.raises(ValueError, match="codes"):
+        mod.word2vec_cbow_hs(s0, s1, [0], [1], [2], 0.1)
+    with pytest.raises(ValueError, match="read-only"):
+        ro = s0.copy()
+        ro.flags.writeable = False
+        mod.word2vec_sg_ns(ro, s1, 0, 0, [1], 0.1)
+
+
+def test_core_rejects_out_of_range_indices():
+    s0, s1 = np.zeros((4, 3), np.float32), np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match="negatives"):
+        _core.word2vec_sg_ns(s0, s1, 4, 3, 0, 0, np.array([7]), 0.1)
+    with pytest.raises(ValueError, match="syn0"):
+        _core.word2vec_sg_ns(s0, s1, 5, 3, 0, 0, np.array([1]), 0.1)
+
+
+# ---------------------------------------------------------------------------------------
+# vocabulary and sampling tables
+
+
+def test_vocab_counts_order_and_min_count():
+    sents = [["b", "a", "c", "a"], ["d", "b", "a"], ["c", "e"]]
+    m = nnkern.Word2Vec(vector_size=4, min_count=2)
+    m.build_vocab(sents)
+    # a:3, then b and c (2 each, in gensim's tie order); d and e dropped
+    assert m.wv.index_to_key[0] == "a" and sorted(m.wv.index_to_key) == ["a", "b", "c"]
+    assert m.wv.key_to_index == {k: i for i, k in enumerate(m.wv.index_to_key)}
+    assert [m.wv.get_vecattr(w, "count") for w in "abc"] == [3, 2, 2]
+    assert m.corpus_count == 3 and m.corpus_total_words == 9 and m.effective_words == 7
+
+
+def test_vocab_matches_gensim():
+    gensim = pytest.importorskip("gensim")
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(300)]
+    p = 1.0 / np.arange(1, 301)
+    sents = [list(rng.choice(words, size=12, p=p / p.sum())) for _ in range(400)]
+    sents = [[str(w) for w in s] for s in sents]
+    g = gensim.models.Word2Vec(vector_size=4, min_count=3, max_final_vocab=60)
+    g.build_vocab(sents)
+    m = nnkern.Word2Vec(vector_size=4, min_count=3, max_final_vocab=60)
+    m.build_vocab(sents)
+    assert m.wv.index_to_key == g.wv.index_to_key
+    g_keep = np.array([g.wv.get_vecattr(w, "sample_int") for w in g.wv.index_to_key], dtype=np.float64)
+    ours = _vocab.keep_probabilities(m.wv.counts, m.sample) * 2**32
+    np.testing.assert_allclose(ours, g_keep, rtol=1e-6, atol=2)
+
+
+def test_max_vocab_size_prunes_while_counting():
+    sents = [[f"rare{i}", "common"] for i in range(100)]
+    m = nnkern.Word2Vec(vector_size=4, min_count=1, max_vocab_size=10)
+    m.build_vocab(sents)
+    assert "common" in m.wv and len(m.wv) <= 10
+
+
+def test_subsampling_probabilities_formula():
+    counts = np.array([1_000_000, 10_000, 100, 1])
+    p = _vocab.keep_probabilities(counts, 1e-3)
+    t = 1e-3 * counts.sum()
+    expected = np.minimum(1, (np.sqrt(counts / t) + 1) * t / counts)
+    np.testing.assert_allclose(p, expected)
+    assert p[0] < 0.05 and p[-1] == 1.0
+    np.testing.assert_array_equal(_vocab.keep_probabilities(counts, 0), 1.0)
+
+
+def test_subsampling_keeps_the_expected_share_in_training():
+    # A corpus of one word repeated: the kept count the trainer reports is Binomial(n, p).
+    counts = np.array([100_000, 1], dtype=np.int64)
+    p = _vocab.keep_probabilities(counts, 1e-3)
+    keep = _vocab.keep_thresholds(p)
+    syn0 = np.zeros((2, 4), np.float32)
+    syn1 = np.zeros((2, 4), np.float32)
+    prob, alias = _vocab.alias_table(np.array([1.0, 1.0]))
+    tr = _core.W2VTrainer(syn0, syn1, None, 2, 4, keep, prob, alias, None, None, None,
+                          5, 1, True, False, True, False)
+    n = 200_000
+    _, _, kept = tr.train_job(np.zeros(n, np.int32), np.array([0, n]), 0, 0, 0.0, 0.0, 7)
+    sd = np.sqrt(n * p[0] * (1 - p[0]))
+    assert abs(kept - n * p[0]) < 5 * sd, (kept, n * p[0])
+
+
+def test_alias_table_is_exact():
+    rng = np.random.default_rng(1)
+    w = rng.random(500) ** 3 + 1e-6
+    prob, alias = _vocab.alias_table(w)
+    np.testing.assert_allclose(_vocab.alias_probabilities(prob, alias), w / w.sum(), rtol=1e-6, atol=1e-9)
+
+
+def test_negative_draws_chi_square():
+    counts = np.array([500, 200, 120, 60, 30, 20, 10, 5, 3, 2])
+    target = counts ** 0.75 / (counts ** 0.75).sum()
+    prob, alias = _vocab.alias_table(counts ** 0.75)
+    n = 400_000
+    draws = _core.w2v_draw_negatives(prob, alias, 11, n)
+    obs = np.bincount(draws, minlength=len(counts))
+    chi2 = float(((obs - n * target) ** 2 / (n * target)).sum())
+    # 9 degrees of freedom: P(chi2 > 33.7) = 1e-4
+    assert chi2 < 33.7, (chi2, obs, n * target)
+
+
+@pytest.mark.parametrize("V", [1, 2, 3, 7, 200])
+def test_huffman_codes_prefix_free_and_optimal(V):
+    rng = np.random.default_rng(V)
+    counts = np.sort(rng.integers(1, 1000, size=V))[::-1].copy()
+    counts[V // 2:] = rng.permutation(counts[V // 2:])  # not fully sorted: updates append
+    off, points, codes = _vocab.huffman(counts)
+    lengths = np.diff(off)
+    words = ["".join(map(str, codes[off[i]:off[i + 1]])) for i in range(V)]
+    if V == 1:
+        assert words == [""]
+        return
+    assert len(set(words)) == V
+    for a in words:
+        for b in words:
+            assert a == b or not b.startswith(a), (a, b)
+    assert int((lengths * counts).sum()) == _vocab.optimal_code_cost(counts)
+    # paths start at the root (inner node V - 2) and only use inner nodes
+    assert (points[off[:-1]] == V - 2).all()
+    assert points.min() >= 0 and points.max() <= V - 2
+    # each inner node reached by two words differing in that node's code is consistent
+    node_code = {}
+    for i in range(V):
+        for d in range(lengths[i] - 1):
+            key = (points[off[i] + d], words[i][: d + 1])
+            node_code.setdefault(points[off[i] + d + 1], key)
+            assert node_code[points[off[i] + d + 1]] == key
+
+
+# ---------------------------------------------------------------------------------------
+# corpus reading and jobs
+
+
+def _flatten_centers(job_list):
+    out = []
+    for j in job_list:
+        out.append(j.tokens[j.lead: len(j.tokens) - j.trail])
+    return np.concatenate(out)
+
+
+def test_jobs_cover_every_token_once_and_keep_context():
+    rng = np.random.default_rng(2)
+    sents = [rng.integers(0, 50, size=n).astype(np.int32) for n in (5, 30_000, 7, 12_345, 1, 40)]
+    stream = [(s, True, len(s)) for s in sents]
+    job_list = list(_corpus.jobs(iter(stream), 1000, 20))
+    np.testing.assert_array_equal(_flatten_centers(job_list), np.concatenate(sents))
+    assert max(j.centers for j in job_list) <= 1000 + 40
+    long_jobs = [j for j in job_list if j.lead or j.trail]
+    assert long_jobs and all(j.lead in (0, 20) and j.trail in (0, 20) for j in job_list)
+    # a split sentence's slices overlap by exactly the margins
+    for a, b in zip(job_list, job_list[1:]):
+        if a.trail and b.lead:
+            np.testing.assert_array_equal(a.tokens[-40:], b.tokens[:40])
+
+
+def test_file_pieces_stream_a_single_huge_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(_corpus, "BLOCK", 64)
+    toks = [f"tok{i % 97}é" for i in range(5000)]
+    f = tmp_path / "one_line.txt"
+    f.write_text(" ".join(toks) + "\nsecond line\nthird", encoding="utf-8")
+    pieces = list(_corpus.file_pieces(f))
+    assert all(len(p) < 64 for p, _ in pieces)
+    sents, cur = [], []
+    for p, ends in pieces:
+        cur += p
+        if ends:
+            sents.append(cur)
+            cur = []
+    assert sents == [toks, ["second", "line"], ["third"]]
+
+
+# ---------------------------------------------------------------------------------------
+# training
+
+
+def topic_corpus(n_sent=1500, seed=0, topics=4, words=40, length=15):
+    rng = np.random.default_rng(seed)
+    vocab = [[f"t{t}w{i}" for i in range(words)] for t in range(topics)]
+    return [[vocab[t][i] for i in rng.integers(0, words, size=length)]
+            for t in rng.integers(0, topics, size=n_sent)]
+
+
+def _topic_separation(wv):
+    normed = wv.get_normed_vectors()
+    topic = np.array([int(k[1:k.index("w")]) for k in wv.index_to_key])
+    sims = normed @ normed.T
+    same = topic[:, None] == topic[None, :]
+    np.fill_diagonal(same, False)
+    other = topic[:, None] != topic[None, :]
+    return sims[same].mean(), sims[other].mean()
+
+
+MODES = [dict(sg=1, hs=0, negative=5), dict(sg=0, hs=0, negative=5), dict(sg=1, hs=1, negative=0),
+         dict(sg=0, hs=1, negative=0), dict(sg=0, hs=0, negative=5, cbow_mean=0)]
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: "-".join(f"{k}{v}" for k, v in m.items()))
+def test_training_groups_words_by_topic(mode):
+    m = nnkern.Word2Vec(topic_corpus(), vector_size=24, min_count=1, epochs=4, workers=2, **mode)
+    same, other = _topic_separation(m.wv)
+    assert same > other + 0.3, (same, other)
+    assert len(m.epoch_losses) == 4 and m.epoch_losses[-1] < m.epoch_losses[0]
+    assert np.isfinite(m.wv.vectors).all()
+
+
+def test_workers1_is_bitwise_reproducible_and_seeded():
+    c = topic_corpus(400)
+    kw = dict(vector_size=16, min_count=1, epochs=2, workers=1, sg=1, hs=1, negative=3)
+    a = nnkern.Word2Vec(c, seed=5, **kw)
+    b = nnkern.Word2Vec(c, seed=5, **kw)
+    d = nnkern.Word2Vec(c, seed=6, **kw)
+    np.testing.assert_array_equal(a.wv.vectors, b.wv.vectors)
+    np.testing.assert_array_equal(a.syn1neg, b.syn1neg)
+    assert a.epoch_losses == b.epoch_losses
+    assert not np.array_equal(a.wv.vectors, d.wv.vectors)
+
+
+def test_loss_does_not_depend_on_workers():
+    c = topic_corpus(1500)
+    kw = dict(vector_size=16, min_count=1, epochs=2, sg=1, batch_words=500)
+    l1 = nnkern.Word2Vec(c, workers=1, **kw).epoch_losses
+    l2 = nnkern.Word2Vec(c, workers=2, **kw).epoch_losses
+    np.testing.assert_allclose(l1, l2, rtol=0.02)
+
+
+def test_corpus_file_equals_sentences(tmp_path):
+    c = topic_corpus(300)
+    f = tmp_path / "c.txt"
+    f.write_text("\n".join(" ".join(s) for s in c) + "\n", encoding="utf-8")
+    kw = dict(vector_size=8, min_count=2, epochs=2, workers=1, seed=3)
+    a = nnkern.Word2Vec(c, **kw)
+    b = nnkern.Word2Vec(corpus_file=str(f), **kw)
+    assert a.wv.index_to_key == b.wv.index_to_key
+    np.testing.assert_array_equal(a.wv.vectors, b.wv.vectors)
+
+
+def test_long_sentences_are_not_cut():
+    # one 60,000-token "sentence" alternating two topics in blocks; no sentence boundaries
+    c = topic_corpus(4000, length=15)
+    one = [[w for s in c for w in s]]
+    m = nnkern.Word2Vec(one, vector_size=16, min_count=1, epochs=2, batch_words=2000)
+    same, other = _topic_separation(m.wv)
+    assert same > other + 0.1, (same, other)
+    # every token was a center exactly once per epoch
+    trained, _ = m.train(one, total_examples=1, epochs=1)
+    assert trained == len(one[0])
+
+
+def test_progress_is_logged(caplog):
+    with caplog.at_level(logging.INFO, logger="nnkern.embeddings.word2vec"):
+        nnkern.Word2Vec(topic_corpus(200), vector_size=8, min_count=1, epochs=1)
+    msgs = " ".join(r.getMessage() for r in caplog.records)
+    assert "words/s" in msgs and "loss" in msgs
+
+
+def test_continued_training_with_new_words():
+    c1 = topic_corpus(500, topics=2)
+    m = nnkern.Word2Vec(c1, vector_size=16, min_count=1, epochs=2, hs=1, negative=3)
+    before = m.wv["t0w1"].copy()
+    rng = np.random.default_rng(9)
+    c2 = [[f"new{i}" for i in rng.integers(0, 10, size=10)] for _ in range(300)] + c1[:100]
+    m.build_vocab(c2, update=True)
+    assert "new3" in m.wv and m.wv.vectors.shape == (90, 16)
+    assert m.syn1neg.shape == (90, 16) and m.syn1.shape == (89, 16)
+    m.train(c2, total_examples=len(c2), epochs=2)
+    assert not np.array_equal(before, m.wv["t0w1"])
+    assert m.wv.similarity("new1", "new2") > m.wv.similarity("new1", "t0w1")
+    assert m.epochs_trained == 4
+
+
+def test_save_load_then_continue_training_is_identical(tmp_path):
+    c = topic_corpus(300)
+    kw = dict(vector_size=12, min_count=1, epochs=1, workers=1, sg=1, hs=1)
+    a = nnkern.Word2Vec(c, **kw)
+    a.save(tmp_path / "m.npz")
+    b = nnkern.Word2Vec.load(tmp_path / "m.npz")
+    assert b.wv.index_to_key == a.wv.index_to_key
+    np.testing.assert_array_equal(b.wv.vectors, a.wv.vectors)
+    a.train(c, total_examples=len(c), epochs=1)
+    b.train(c, total_examples=len(c), epochs=1)
+    np.testing.assert_array_equal(a.wv.vectors, b.wv.vectors)
+    np.testing.assert_array_equal(a.syn1, b.syn1)
+
+
+# ---------------------------------------------------------------------------------------
+# bad input
+
+
+def test_empty_corpus():
+    with pytest.raises(ValueError, match="corpus_iterable: the corpus is empty"):
+        nnkern.Word2Vec([[], []], min_count=1)
+    with pytest.raises(ValueError, match="corpus_iterable: the corpus is empty"):
+        nnkern.Word2Vec([], min_count=1)
+
+
+def test_vocab_empty_after_min_count():
+    with pytest.raises(ValueError, match="min_count"):
+        nnkern.Word2Vec([["a", "b"], ["c"]], min_count=5)
+
+
+def test_non_utf8_corpus_file(tmp_path):
+    f = tmp_path / "bad.txt"
+    f.write_bytes(b"good words here\nbad \xff\xfe bytes\n")
+    with pytest.raises(ValueError, match=r"corpus_file: .* not valid UTF-8 \(byte offset 20"):
+        nnkern.Word2Vec(corpus_file=str(f), min_count=1)
+
+
+def test_missing_corpus_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="corpus_file"):
+        nnkern.Word2Vec(corpus_file=str(tmp_path / "nope.txt"))
+
+
+@pytest.mark.parametrize("bad,exc,match", [
+    ("just a string", TypeError, "sentences|corpus_iterable"),
+    (iter([["a"]]), TypeError, "one-shot"),
+    (["a", "b"], TypeError, "item 0 is a str"),
+    (42, TypeError, "iterable"),
+])
+def test_bad_sentences(bad, exc, match):
+    with pytest.raises(exc, match=match):
+        nnkern.Word2Vec(bad, min_count=1)
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(vector_size=0), "vector_size"), (dict(window=0), "window"),
+    (dict(hs=0, negative=0), "negative"), (dict(sg=2), "sg"), (dict(alpha=-1.0), "alpha"),
+    (dict(workers=0), "workers"), (dict(sample=float("nan")), "sample"),
+])
+def test_bad_parameters(kw, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        nnkern.Word2Vec(**kw)
+
+
+def test_unknown_word_is_keyerror_and_train_needs_vocab():
+    m = nnkern.Word2Vec([["a", "b"]] * 3, vector_size=4, min_count=1, epochs=1)
+    with pytest.raises(KeyError):
+        m.wv["zzz"]
+    with pytest.raises(RuntimeError, match="build_vocab"):
+        nnkern.Word2Vec().train([["a"]], total_examples=1)
+
+
+def test_counter_of_vocab_matches_python():
+    c = topic_corpus(100)
+    m = nnkern.Word2Vec(vector_size=4, min_count=1)
+    m.build_vocab(c)
+    expected = Counter(w for s in c for w in s)
+    assert {w: m.wv.get_vecattr(w, "count") for w in m.wv.index_to_key} == dict(expected)
