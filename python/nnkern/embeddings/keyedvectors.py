@@ -133,7 +133,7 @@ class KeyedVectors:
         vecs, used = [], set()
         for k, w in items:
             if isinstance(k, np.ndarray):
-                vecs.append(w * _unit(k.astype(np.float64)))
+                vecs.append(w * k.astype(np.float64))  # raw vectors are not normalised (gensim)
             else:
                 i = self.get_index(k)
                 used.add(i)
