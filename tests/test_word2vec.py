@@ -459,3 +459,16 @@ def test_counter_of_vocab_matches_python():
     m.build_vocab(c)
     expected = Counter(w for s in c for w in s)
     assert {w: m.wv.get_vecattr(w, "count") for w in m.wv.index_to_key} == dict(expected)
+
+
+def test_hs_skips_saturated_nodes_like_the_twin(rng, dtype):
+    syn0, syn1 = (3 * w for w in _weights(rng, dtype, inner=12))  # |f| >= 6 at many nodes
+    points, codes = _path(rng, 12, 10)
+    (l_o, s0_o, s1_o), (l_r, s0_r, s1_r) = _both("word2vec_sg_hs", (syn0, syn1), 3, points, codes, 0.25)
+    f = syn1[points] @ syn0[3]
+    assert (np.abs(f) >= 6).any() and (np.abs(f) < 6).any()
+    untouched = points[np.abs(f) >= 6]
+    np.testing.assert_array_equal(s1_o[untouched], syn1[untouched])
+    assert_close(s0_o, s0_r, dtype)
+    assert_close(s1_o, s1_r, dtype)
+    np.testing.assert_allclose(l_o, l_r, rtol=1e-5)

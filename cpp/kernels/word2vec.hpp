@@ -18,22 +18,44 @@ namespace nnkern {
 // Small vector helpers: D is ~100-300, so these are the whole hot loop. omp simd lets the
 // compiler vectorise the reductions without -ffast-math.
 
+// Four independent partial sums: a single vector accumulator would make the dot a chain of
+// dependent FMAs, bound by their latency rather than throughput.
 template <class T>
 inline T w2v_dot(const T* a, const T* b, index_t D) {
-  T s = 0;
-#pragma omp simd reduction(+ : s)
-  for (index_t j = 0; j < D; ++j) s += a[j] * b[j];
-  return s;
+  T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  const index_t q = D / 4 * 4;
+  index_t j = 0;
+  if (q) {
+    const index_t n4 = q / 4;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (index_t i = 0; i < n4; ++i) {
+      s0 += a[i] * b[i];
+      s1 += a[n4 + i] * b[n4 + i];
+      s2 += a[2 * n4 + i] * b[2 * n4 + i];
+      s3 += a[3 * n4 + i] * b[3 * n4 + i];
+    }
+    j = q;
+  }
+  for (; j < D; ++j) s0 += a[j] * b[j];
+  return (s0 + s1) + (s2 + s3);
 }
 
 // One logistic-regression step of l1 against the output row `out` with label 0/1:
 //   f = l1 . out,  g = alpha (label - sigmoid(f)),  e += g out,  out += g l1.
 // Returns the log-loss -log sigmoid(+-f) when `want_loss`, computed stably from exp(-|f|).
+// With skip_saturated (hierarchical softmax, as word2vec.c and gensim), a node with
+// |f| >= kW2VMaxExp is left alone: its gradient is < 0.25% of alpha and the skip saves two
+// thirds of the node's work. Its loss still counts.
+constexpr double kW2VMaxExp = 6.0;
+
 template <class T>
 inline double w2v_logistic_step(const T* l1, T* out, T* e, index_t D, T label, T alpha,
-                                bool want_loss) {
+                                bool want_loss, bool skip_saturated = false) {
   const T f = w2v_dot(l1, out, D);
   const T z = std::exp(-std::abs(f));  // in (0, 1]: never overflows
+  const T m = label > T(0.5) ? -f : f;
+  if (skip_saturated && std::abs(f) >= T(kW2VMaxExp))
+    return want_loss ? double(std::max(m, T(0)) + std::log1p(z)) : 0.0;
   const T sig = f >= 0 ? T(1) / (T(1) + z) : z / (T(1) + z);
   const T g = alpha * (label - sig);
 #pragma omp simd
@@ -43,7 +65,6 @@ inline double w2v_logistic_step(const T* l1, T* out, T* e, index_t D, T label, T
   }
   if (!want_loss) return 0.0;
   // -log sigmoid(f) if label 1, -log sigmoid(-f) if label 0: softplus(-+f).
-  const T m = label > T(0.5) ? -f : f;
   return double(std::max(m, T(0)) + std::log1p(z));
 }
 
@@ -62,14 +83,15 @@ inline double w2v_ns(const T* l1, T* syn1neg, T* e, index_t D, std::int64_t word
 }
 
 // Hierarchical softmax: one logistic step per inner node on the word's Huffman path,
-// label 1 - code (word2vec.c's convention: code 0 means "go left", predicted with sigmoid).
+// label 1 - code (word2vec.c's convention: code 0 means "go left", predicted with sigmoid);
+// saturated nodes (|f| >= 6) are not updated, as in word2vec.c.
 template <class T>
 inline double w2v_hs(const T* l1, T* syn1, T* e, index_t D, const std::int32_t* points,
                      const std::uint8_t* codes, index_t L, T alpha, bool want_loss) {
   double loss = 0.0;
   for (index_t d = 0; d < L; ++d)
     loss += w2v_logistic_step(l1, syn1 + index_t(points[d]) * D, e, D, T(1) - T(codes[d]),
-                              alpha, want_loss);
+                              alpha, want_loss, true);
   return loss;
 }
 

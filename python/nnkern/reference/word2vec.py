@@ -14,6 +14,8 @@ label y in {0, 1} and learning rate alpha:
     f = h . u,   g = alpha * (y - sigmoid(f)),   e += g * u,   u += g * h,
     loss += -log sigmoid(f) if y == 1 else -log sigmoid(-f)
 
+Hierarchical softmax skips the update (not the loss) of a node with |f| >= 6, as word2vec.c.
+
 and after all steps of the example, h's source row(s) receive e.
 """
 
@@ -87,13 +89,19 @@ def _hs_args(syn0, syn1, points, codes, alpha):
     return points, codes, _alpha(alpha)
 
 
-def _step(h, u, e, label, alpha):
+MAX_EXP = 6.0  # hierarchical softmax leaves nodes with |f| >= MAX_EXP alone (word2vec.c)
+
+
+def _step(h, u, e, label, alpha, skip_saturated=False):
     """One logistic step of h against the row u (in place on u and e); returns its loss."""
     f = h @ u
+    loss = float(np.logaddexp(0.0, -float(f) if label == 1 else float(f)))
+    if skip_saturated and abs(f) >= MAX_EXP:
+        return loss
     g = h.dtype.type(alpha) * (h.dtype.type(label) - 1 / (1 + np.exp(-f)))
     e += g * u
     u += g * h
-    return float(np.logaddexp(0.0, -float(f) if label == 1 else float(f)))
+    return loss
 
 
 def _ns(h, syn1neg, e, word, negatives, alpha):
@@ -106,7 +114,7 @@ def _ns(h, syn1neg, e, word, negatives, alpha):
 
 def _hs(h, syn1, e, points, codes, alpha):
     # label 1 - code: code 0 is the branch predicted with sigmoid(f), as in word2vec.c
-    return sum(_step(h, syn1[p], e, 1 - int(c), alpha) for p, c in zip(points, codes))
+    return sum(_step(h, syn1[p], e, 1 - int(c), alpha, True) for p, c in zip(points, codes))
 
 
 def _cbow_input(syn0, context, cbow_mean):
