@@ -144,14 +144,23 @@ W2VResult w2v_train_job(const W2VModel<T>& m, const W2VJob& job) {
   constexpr std::uint64_t kAlways = std::uint64_t(1) << 32;
 
   auto draw_negatives = [&]() {
-    for (int k = 0; k < K; ++k)
+    // Noise rows are random in a table far larger than the cache: ask for all of them
+    // before the first is needed, so their misses overlap.
+    for (int k = 0; k < K; ++k) {
       neg[k] = alias_draw(rng, m.alias_prob, m.alias_idx, std::uint32_t(m.V));
+      const char* row = reinterpret_cast<const char*>(m.syn1neg + neg[k] * D);
+      for (index_t b = 0; b < index_t(D * sizeof(T)); b += 64) __builtin_prefetch(row + b, 1);
+    }
   };
   // Both objectives add into e when both are on (word2vec.c allows hs=1 with negative>0).
   auto predict = [&](const T* l1, std::int64_t word, T alpha) {
     double loss = 0.0;
     if (m.hs) {
       const index_t o = m.code_off[word], L = m.code_off[word + 1] - o;
+      for (index_t d = 0; d < L; ++d) {  // as for the noise rows: overlap the misses
+        const char* row = reinterpret_cast<const char*>(m.syn1 + index_t(m.points[o + d]) * D);
+        for (index_t b = 0; b < index_t(D * sizeof(T)); b += 64) __builtin_prefetch(row + b, 1);
+      }
       loss += w2v_hs<T>(l1, m.syn1, e, D, m.points + o, m.codes + o, L, alpha, want_loss);
     }
     if (K > 0) {

@@ -52,6 +52,7 @@ template <class T>
 inline double w2v_logistic_step(const T* l1, T* out, T* e, index_t D, T label, T alpha,
                                 bool want_loss, bool skip_saturated = false) {
   const T f = w2v_dot(l1, out, D);
+  if (skip_saturated && !want_loss && std::abs(f) >= T(kW2VMaxExp)) return 0.0;
   const T z = std::exp(-std::abs(f));  // in (0, 1]: never overflows
   const T m = label > T(0.5) ? -f : f;
   if (skip_saturated && std::abs(f) >= T(kW2VMaxExp))
