@@ -66,6 +66,13 @@ inline void cbow_apply(T* syn0, index_t D, const std::int64_t* ctx, index_t C, b
 
 }  // namespace
 
+// Whether the L path nodes are distinct (the single-example updates take arbitrary points).
+inline bool all_distinct(const std::int32_t* points, index_t L) {
+  std::vector<std::int32_t> p(points, points + L);
+  std::sort(p.begin(), p.end());
+  return std::adjacent_find(p.begin(), p.end()) == p.end();
+}
+
 template <class T>
 double word2vec_sg_ns(T* syn0, T* syn1neg, index_t D, std::int64_t word, std::int64_t context,
                       const std::int64_t* neg, index_t K, T alpha, T* work) {
@@ -82,7 +89,8 @@ double word2vec_sg_hs(T* syn0, T* syn1, index_t D, std::int64_t context,
                       T* work) {
   T* l1 = syn0 + context * D;
   zero(work, D);
-  const double loss = w2v_hs<T>(l1, syn1, work, D, points, codes, L, alpha, true);
+  const double loss =
+      w2v_hs<T>(l1, syn1, work, D, points, codes, L, alpha, true, all_distinct(points, L));
   add_into(l1, work, D);
   return loss;
 }
@@ -110,7 +118,8 @@ double word2vec_cbow_hs(T* syn0, T* syn1, index_t D, const std::int64_t* ctx, in
   T* e = work + D;
   cbow_input(syn0, D, ctx, C, cbow_mean, h);
   zero(e, D);
-  const double loss = w2v_hs<T>(h, syn1, e, D, points, codes, L, alpha, true);
+  const double loss =
+      w2v_hs<T>(h, syn1, e, D, points, codes, L, alpha, true, all_distinct(points, L));
   cbow_apply(syn0, D, ctx, C, cbow_mean, e);
   return loss;
 }

@@ -69,12 +69,59 @@ inline double w2v_logistic_step(const T* l1, T* out, T* e, index_t D, T label, T
   return double(std::max(m, T(0)) + std::log1p(z));
 }
 
+// The same steps over n *distinct* rows, dots first: no row is written before every dot is
+// read, so the result is bit-for-bit that of the n steps in sequence, but the n dot products
+// (and the exps) are independent and overlap in the pipeline instead of forming one chain.
+constexpr int kW2VBatch = 64;
+
+template <class T>
+inline double w2v_logistic_rows(const T* l1, T* const* rows, const T* labels, int n, T* e,
+                                index_t D, T alpha, bool want_loss, bool skip_saturated) {
+  T f[kW2VBatch];
+  for (int r = 0; r < n; ++r) f[r] = w2v_dot(l1, rows[r], D);
+  double loss = 0.0;
+  for (int r = 0; r < n; ++r) {
+    const T a = std::abs(f[r]);
+    if (skip_saturated && !want_loss && a >= T(kW2VMaxExp)) continue;
+    const T z = std::exp(-a);
+    if (want_loss) {
+      const T m = labels[r] > T(0.5) ? -f[r] : f[r];
+      loss += double(std::max(m, T(0)) + std::log1p(z));
+    }
+    if (skip_saturated && a >= T(kW2VMaxExp)) continue;
+    const T sig = f[r] >= 0 ? T(1) / (T(1) + z) : z / (T(1) + z);
+    const T g = alpha * (labels[r] - sig);
+    T* out = rows[r];
+#pragma omp simd
+    for (index_t j = 0; j < D; ++j) {
+      e[j] += g * out[j];
+      out[j] += g * l1[j];
+    }
+  }
+  return loss;
+}
+
 // Negative sampling for the prediction of `word` from l1: word with label 1, then each of the
 // K negatives with label 0 (a negative equal to `word` is skipped, as in word2vec.c).
-// e (D) accumulates the gradient step for l1; it is not cleared here.
+// e (D) accumulates the gradient step for l1; it is not cleared here. A repeated negative
+// must see the row its first occurrence updated, so then the steps run one by one.
 template <class T>
 inline double w2v_ns(const T* l1, T* syn1neg, T* e, index_t D, std::int64_t word,
                      const std::int64_t* neg, index_t K, T alpha, bool want_loss) {
+  if (K + 1 <= kW2VBatch) {
+    T* rows[kW2VBatch];
+    T labels[kW2VBatch];
+    std::int64_t ids[kW2VBatch];
+    int n = 0;
+    bool distinct = true;
+    ids[n] = word, rows[n] = syn1neg + word * D, labels[n++] = T(1);
+    for (index_t k = 0; k < K; ++k) {
+      if (neg[k] == word) continue;
+      for (int r = 1; r < n; ++r) distinct &= ids[r] != neg[k];
+      ids[n] = neg[k], rows[n] = syn1neg + neg[k] * D, labels[n++] = T(0);
+    }
+    if (distinct) return w2v_logistic_rows(l1, rows, labels, n, e, D, alpha, want_loss, false);
+  }
   double loss = w2v_logistic_step(l1, syn1neg + word * D, e, D, T(1), alpha, want_loss);
   for (index_t k = 0; k < K; ++k) {
     if (neg[k] == word) continue;
@@ -85,14 +132,29 @@ inline double w2v_ns(const T* l1, T* syn1neg, T* e, index_t D, std::int64_t word
 
 // Hierarchical softmax: one logistic step per inner node on the word's Huffman path,
 // label 1 - code (word2vec.c's convention: code 0 means "go left", predicted with sigmoid);
-// saturated nodes (|f| >= 6) are not updated, as in word2vec.c.
+// saturated nodes (|f| >= 6) are not updated, as in word2vec.c. The nodes of a tree path are
+// distinct (`distinct`), so they run in batches; arbitrary points run one by one.
 template <class T>
 inline double w2v_hs(const T* l1, T* syn1, T* e, index_t D, const std::int32_t* points,
-                     const std::uint8_t* codes, index_t L, T alpha, bool want_loss) {
+                     const std::uint8_t* codes, index_t L, T alpha, bool want_loss,
+                     bool distinct = true) {
   double loss = 0.0;
-  for (index_t d = 0; d < L; ++d)
-    loss += w2v_logistic_step(l1, syn1 + index_t(points[d]) * D, e, D, T(1) - T(codes[d]),
-                              alpha, want_loss, true);
+  if (!distinct) {
+    for (index_t d = 0; d < L; ++d)
+      loss += w2v_logistic_step(l1, syn1 + index_t(points[d]) * D, e, D, T(1) - T(codes[d]),
+                                alpha, want_loss, true);
+    return loss;
+  }
+  T* rows[kW2VBatch];
+  T labels[kW2VBatch];
+  for (index_t d0 = 0; d0 < L; d0 += kW2VBatch) {
+    const int n = int(std::min<index_t>(kW2VBatch, L - d0));
+    for (int r = 0; r < n; ++r) {
+      rows[r] = syn1 + index_t(points[d0 + r]) * D;
+      labels[r] = T(1) - T(codes[d0 + r]);
+    }
+    loss += w2v_logistic_rows(l1, rows, labels, n, e, D, alpha, want_loss, true);
+  }
   return loss;
 }
 
