@@ -10,10 +10,17 @@ from that stream; a sentence longer than a job is split over several jobs, each 
 
 from __future__ import annotations
 
+import logging
 import os
+import queue
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 BLOCK = 1 << 20  # bytes read from a corpus file at a time
 _WS = b" \t\n\r\x0b\x0c"
@@ -159,3 +166,58 @@ def jobs(id_stream, job_words: int, margin: int) -> Iterator[Job]:
         done.append(np.concatenate(cur))
     if done:
         yield Job(done, lead, 0, raw)
+
+
+def scan(corpus_iterable, corpus_file, max_vocab_size=None):
+    """Count words in one pass: (Counter, sentences, raw tokens). With max_vocab_size, the
+    rarest words are pruned whenever the vocabulary grows past it (gensim's rule)."""
+    check_source(corpus_iterable, corpus_file, "corpus_iterable")
+    counts: Counter = Counter()
+    n_sent = n_tok = 0
+    min_reduce = 1
+    t0 = time.perf_counter()
+    for toks, ends in pieces(corpus_iterable, corpus_file):
+        counts.update(toks)
+        n_tok += len(toks)
+        n_sent += ends
+        if max_vocab_size is not None and len(counts) > max_vocab_size:
+            for w in [w for w, c in counts.items() if c < min_reduce]:
+                del counts[w]
+            min_reduce += 1
+    logger.info("collected %d word types from a corpus of %d raw words and %d sentences in %.2fs",
+                len(counts), n_tok, n_sent, time.perf_counter() - t0)
+    return counts, n_sent, n_tok
+
+
+def run_jobs(job_iter, workers: int, fn) -> None:
+    """Call fn(slot, job) for every job on `workers` threads (slot = the thread's index, so
+    fn can keep per-thread state); the first exception stops the run and is re-raised."""
+    q: queue.Queue = queue.Queue(maxsize=2 * workers)
+    errors: list = []
+
+    def work(slot):
+        while True:
+            job = q.get()
+            if job is None:
+                return
+            if not errors:
+                try:
+                    fn(slot, job)
+                except BaseException as exc:  # surfaced in the caller's thread
+                    errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,), daemon=True) for k in range(workers)]
+    for t in threads:
+        t.start()
+    try:
+        for job in job_iter:
+            if errors:
+                break
+            q.put(job)
+    finally:
+        for _ in threads:
+            q.put(None)
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]

@@ -5,17 +5,10 @@ subsampling probabilities. Plain Python + NumPy: each runs once per build_vocab.
 from __future__ import annotations
 
 import heapq
-from collections import Counter
 
 import numpy as np
 
 TWO32 = 1 << 32
-
-
-def prune(counts: Counter, min_reduce: int) -> None:
-    """Drop words seen fewer than min_reduce times (gensim's max_vocab_size pruning)."""
-    for w in [w for w, c in counts.items() if c < min_reduce]:
-        del counts[w]
 
 
 def finalize(counts: dict, min_count: int, max_final_vocab: int | None):
@@ -30,6 +23,21 @@ def finalize(counts: dict, min_count: int, max_final_vocab: int | None):
     # gensim's sort_by_descending_frequency, tie order included (later first-seen first)
     order = np.lexsort((-np.arange(len(cnt)), -cnt))
     return [words[i] for i in order], cnt[order]
+
+
+def vocabulary(counts: dict, n_sent: int, n_tok: int, src: str, min_count: int,
+               max_final_vocab: int | None):
+    """finalize(), with the clear errors for an empty corpus or an empty vocabulary."""
+    if n_tok == 0:
+        raise ValueError(f"{src}: the corpus is empty (no tokens in {n_sent} sentences)")
+    words, cnt = finalize(counts, min_count, max_final_vocab)
+    if not words:
+        raise ValueError(
+            f"min_count: no word of the {len(counts)} distinct words in {src} occurs "
+            f"min_count={min_count} times (the most frequent occurs {max(counts.values())} "
+            "times); lower min_count or give a larger corpus"
+        )
+    return words, cnt
 
 
 def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:

@@ -22,7 +22,6 @@ import os
 import queue
 import threading
 import time
-from collections import Counter
 
 import numpy as np
 
@@ -116,47 +115,26 @@ class Word2Vec:
     # ------------------------------------------------------------------------------------
     # vocabulary
 
-    def scan_vocab(self, corpus_iterable=None, corpus_file=None, progress_per=10000):
+    def scan_vocab(self, corpus_iterable=None, corpus_file=None):
         """Count words (one pass). Returns (Counter, sentences, raw tokens)."""
-        _corpus.check_source(corpus_iterable, corpus_file, "corpus_iterable")
-        counts: Counter = Counter()
-        n_sent = n_tok = 0
-        min_reduce = 1
-        t0 = time.perf_counter()
-        for toks, ends in _corpus.pieces(corpus_iterable, corpus_file):
-            counts.update(toks)
-            n_tok += len(toks)
-            n_sent += ends
-            if self.max_vocab_size is not None and len(counts) > self.max_vocab_size:
-                _vocab.prune(counts, min_reduce)
-                min_reduce += 1
-            if progress_per and n_sent % progress_per == 0 and ends:
-                logger.debug("PROGRESS: at sentence #%d, %d words, %d word types", n_sent, n_tok, len(counts))
-        logger.info("collected %d word types from a corpus of %d raw words and %d sentences in %.2fs",
-                    len(counts), n_tok, n_sent, time.perf_counter() - t0)
-        return counts, n_sent, n_tok
+        return _corpus.scan(corpus_iterable, corpus_file, self.max_vocab_size)
 
     def build_vocab(self, corpus_iterable=None, corpus_file=None, update=False, progress_per=10000):
         """Build the vocabulary from a corpus (or, with update=True, add the new words of
-        another corpus, counts added to the old ones) and (re)make the sampling tables."""
+        another corpus, counts added to the old ones) and (re)make the sampling tables.
+        progress_per is accepted for gensim compatibility and ignored."""
         src = "corpus_file" if corpus_file is not None else "corpus_iterable"
-        counts, n_sent, n_tok = self.scan_vocab(corpus_iterable, corpus_file, progress_per)
-        if n_tok == 0:
-            raise ValueError(f"{src}: the corpus is empty (no tokens in {n_sent} sentences)")
+        counts, n_sent, n_tok = self.scan_vocab(corpus_iterable, corpus_file)
         if update:
+            if n_tok == 0:
+                raise ValueError(f"{src}: the corpus is empty (no tokens in {n_sent} sentences)")
             if len(self.wv) == 0:
                 raise RuntimeError("build_vocab(update=True): the model has no vocabulary yet; "
                                    "call build_vocab() first")
             self._update_vocab(counts)
         else:
-            words, cnt = _vocab.finalize(counts, self.min_count, self.max_final_vocab)
-            if not words:
-                top = max(counts.values())
-                raise ValueError(
-                    f"min_count: no word of the {len(counts)} distinct words in {src} occurs "
-                    f"min_count={self.min_count} times (the most frequent occurs {top} times); "
-                    "lower min_count or give a larger corpus"
-                )
+            words, cnt = _vocab.vocabulary(counts, n_sent, n_tok, src, self.min_count,
+                                           self.max_final_vocab)
             self.wv = KeyedVectors(self.vector_size)
             self.wv._set(words, self._init_rows(len(words), 0), cnt)
             D = self.vector_size
@@ -213,14 +191,15 @@ class Word2Vec:
     # training
 
     def train(self, corpus_iterable=None, corpus_file=None, total_examples=None, total_words=None,
-              epochs=None, start_alpha=None, end_alpha=None, compute_loss=None, report_delay=1.0,
-              callbacks=None):
+              epochs=None, start_alpha=None, end_alpha=None, word_count=0, queue_factor=2,
+              report_delay=1.0, compute_loss=None, callbacks=None):
         """Train over the corpus for `epochs` passes (default: the model's epochs).
 
         The learning rate falls linearly from start_alpha (alpha) to end_alpha (min_alpha)
         over all the passes. As in gensim, total_examples or total_words says how large the
         corpus is (for the schedule); when neither is given the last scanned corpus's size is
-        used. total_words counts raw tokens, like gensim's.
+        used. total_words counts raw tokens, like gensim's. word_count is accepted for gensim
+        compatibility and ignored; queue_factor * workers jobs are queued ahead.
         """
         if len(self.wv) == 0:
             raise RuntimeError("train: the model has no vocabulary; call build_vocab() first")
@@ -249,7 +228,7 @@ class Word2Vec:
             t["points"], t["codes"], self.window, self.negative, bool(self.sg), bool(self.hs),
             bool(self.cbow_mean), self.compute_loss)
 
-        jobs_q: queue.Queue = queue.Queue(maxsize=2 * self.workers)
+        jobs_q: queue.Queue = queue.Queue(maxsize=max(1, int(queue_factor)) * self.workers)
         lock = threading.Lock()
         results: dict = {}
         errors: list = []
