@@ -10,6 +10,7 @@ void bind_losses(py::module_& m);
 void bind_dense(py::module_& m);
 void bind_recurrent(py::module_& m);
 void bind_word2vec(py::module_& m);
+void bind_glove(py::module_& m);
 }  // namespace nnkern::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -41,4 +42,5 @@ PYBIND11_MODULE(_core, m) {
   bind_dense(m);
   bind_recurrent(m);
   bind_word2vec(m);
+  bind_glove(m);
 }

@@ -4,7 +4,7 @@ each with a readable NumPy twin.
     nnkern.ops        the fast kernels (C++)
     nnkern.reference  the NumPy twins, same names and signatures: the definition of correct
     nnkern.bench      ``python -m nnkern.bench``: kernels timed against NumPy and PyTorch
-    nnkern.Word2Vec, nnkern.KeyedVectors   word embeddings with gensim's API
+    nnkern.Word2Vec, nnkern.GloVe, nnkern.KeyedVectors   word embeddings, gensim's API
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
     ) from exc
 
 from . import ops, reference
-from .embeddings import KeyedVectors, Word2Vec
+from .embeddings import GloVe, KeyedVectors, Word2Vec
 
 __version__ = _core.build_info()["version"]
 
@@ -43,4 +43,4 @@ def build_info() -> dict:
     return dict(_core.build_info())
 
 
-__all__ = ["ops", "reference", "Word2Vec", "KeyedVectors", "set_num_threads", "get_num_threads", "build_info", "__version__"]
+__all__ = ["ops", "reference", "Word2Vec", "KeyedVectors", "GloVe", "set_num_threads", "get_num_threads", "build_info", "__version__"]

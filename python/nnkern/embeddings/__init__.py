@@ -1,6 +1,7 @@
-"""Word embeddings: Word2Vec (and KeyedVectors), with gensim's API over C++ training loops."""
+"""Word embeddings: Word2Vec, GloVe and KeyedVectors, gensim's API over C++ training loops."""
 
+from .glove import GloVe
 from .keyedvectors import KeyedVectors
 from .word2vec import Word2Vec
 
-__all__ = ["Word2Vec", "KeyedVectors"]
+__all__ = ["Word2Vec", "KeyedVectors", "GloVe"]

@@ -23,5 +23,7 @@ from .recurrent import *  # noqa: F401,F403
 from .recurrent import __all__ as _rec
 from .word2vec import *  # noqa: F401,F403
 from .word2vec import __all__ as _w2v
+from .glove import *  # noqa: F401,F403
+from .glove import __all__ as _glove
 
-__all__ = [*_act, *_loss, *_dense, *_rec, *_w2v]
+__all__ = [*_act, *_loss, *_dense, *_rec, *_w2v, *_glove]

@@ -1,0 +1,125 @@
+"""GloVe: the AdaGrad step against its twin, co-occurrence counts against a brute-force
+count (also over long sentences split into jobs), training sanity and bad input."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+import nnkern
+from nnkern import _core, ops, reference
+from nnkern.embeddings import _corpus
+
+from conftest import assert_close
+from test_word2vec import _topic_separation, topic_corpus
+
+
+def _params(rng, dtype, V=6, D=5, scale=1.0):
+    W, C = (scale * rng.standard_normal((V, D))).astype(dtype), (scale * rng.standard_normal((V, D))).astype(dtype)
+    bw, bc = rng.standard_normal(V).astype(dtype), rng.standard_normal(V).astype(dtype)
+    gW, gC = (1 + rng.random((V, D))).astype(dtype), (1 + rng.random((V, D))).astype(dtype)
+    gbw, gbc = (1 + rng.random(V)).astype(dtype), (1 + rng.random(V)).astype(dtype)
+    return [W, C, bw, bc, gW, gC, gbw, gbc]
+
+
+@pytest.mark.parametrize("x", [0.3, 7.0, 250.0])
+@pytest.mark.parametrize("scale", [1.0, 30.0])  # 30: gradients beyond the clip value
+@pytest.mark.parametrize("same", [False, True])  # i == j: W and C rows of one word
+def test_glove_update_matches_twin(rng, dtype, x, scale, same):
+    p = _params(rng, dtype, scale=scale)
+    a, b = [q.copy() for q in p], [q.copy() for q in p]
+    j = 2 if same else 4
+    lo = ops.glove_update(*a, 2, j, x, 0.05, 100.0, 0.75)
+    lr = reference.glove_update(*b, 2, j, x, 0.05, 100.0, 0.75)
+    for u, w in zip(a, b):
+        assert_close(u, w, dtype)
+    np.testing.assert_allclose(lo, lr, rtol=1e-4)
+    assert not np.array_equal(a[0], p[0])
+
+
+@pytest.mark.parametrize("mod", [ops, reference], ids=["ops", "reference"])
+def test_glove_update_skips_non_finite(mod):
+    p = _params(np.random.default_rng(0), np.float32)
+    p[0][1, 0] = np.inf
+    before = [q.copy() for q in p]
+    assert mod.glove_update(*p, 1, 3, 5.0) == 0.0
+    for u, w in zip(p, before):
+        np.testing.assert_array_equal(u, w)
+
+
+def test_glove_update_descends():
+    p = _params(np.random.default_rng(1), np.float64)
+    l0 = reference.glove_update(*[q.copy() for q in p], 1, 3, 5.0, 0.0)
+    ops.glove_update(*p, 1, 3, 5.0, 0.01)
+    assert reference.glove_update(*[q.copy() for q in p], 1, 3, 5.0, 0.0) < l0
+
+
+def brute_cooccur(sents, window, symmetric):
+    X = defaultdict(float)
+    for s in sents:
+        for i in range(len(s)):
+            for j in range(max(0, i - window), i):
+                X[(s[i], s[j])] += 1.0 / (i - j)
+                if symmetric:
+                    X[(s[j], s[i])] += 1.0 / (i - j)
+    return X
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("dense_words", [0, 3, 50])  # all sparse, mixed, all dense
+def test_cooccurrence_counts(symmetric, dense_words):
+    rng = np.random.default_rng(4)
+    sents = [rng.integers(0, 20, size=n).astype(np.int32) for n in (1, 7, 300, 2, 1000, 40)]
+    acc = _core.GloveCooccur(20, 4, symmetric, 2, dense_words, 1024)
+    stream = [(s, True, len(s)) for s in sents]
+    for k, job in enumerate(_corpus.jobs(iter(stream), 64, 4)):  # splits the long sentences
+        acc.add(k % 2, job.tokens, job.sent_off, job.lead, job.trail)
+    rows, cols, vals = acc.finish()
+    keys = list(zip(rows.tolist(), cols.tolist()))
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    X = brute_cooccur([s.tolist() for s in sents], 4, symmetric)
+    assert set(keys) == set(X)
+    np.testing.assert_allclose(vals, [X[k] for k in keys], rtol=1e-5)
+
+
+def test_training_groups_words_by_topic():
+    m = nnkern.GloVe(topic_corpus(1500), vector_size=16, window=5, min_count=1, epochs=15, x_max=10)
+    same, other = _topic_separation(m.wv)
+    assert same > other + 0.2, (same, other)
+    assert m.epoch_losses[-1] < m.epoch_losses[0]
+    assert np.isfinite(m.wv.vectors).all()
+    np.testing.assert_array_equal(m.wv.vectors, m.W + m.C)
+
+
+def test_workers1_reproducible_and_word_output():
+    c = topic_corpus(200)
+    a = nnkern.GloVe(c, vector_size=8, min_count=1, epochs=3, workers=1, output="word")
+    b = nnkern.GloVe(c, vector_size=8, min_count=1, epochs=3, workers=1, output="word")
+    np.testing.assert_array_equal(a.wv.vectors, b.wv.vectors)
+    np.testing.assert_array_equal(a.wv.vectors, a.W)
+
+
+def test_no_nan_on_a_degenerate_corpus():
+    # one word repeated: huge counts, every pair the same
+    m = nnkern.GloVe([["a"] * 5000, ["a", "b"] * 10], vector_size=4, min_count=1, epochs=20,
+                     learning_rate=1.0)
+    assert np.isfinite(m.wv.vectors).all() and np.isfinite(m.epoch_losses).all()
+
+
+def test_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="corpus_iterable: the corpus is empty"):
+        nnkern.GloVe([[]])
+    with pytest.raises(ValueError, match="min_count"):
+        nnkern.GloVe([["a"]], min_count=2)
+    with pytest.raises(ValueError, match="nothing to train on"):
+        nnkern.GloVe([["a"], ["b"]], min_count=1)
+    with pytest.raises(ValueError, match="x_max"):
+        nnkern.GloVe(x_max=0)
+    with pytest.raises(ValueError, match="output"):
+        nnkern.GloVe(output="both")
+    with pytest.raises(FileNotFoundError, match="corpus_file"):
+        nnkern.GloVe(corpus_file=str(tmp_path / "none"))
+    with pytest.raises(RuntimeError, match="build_vocab"):
+        nnkern.GloVe().build_cooccurrence([["a"]])
