@@ -71,3 +71,22 @@ def test_mismatch_fails_the_run(monkeypatch, capsys):
 def test_bad_threads_rejected(threads):
     p = run_cli("--threads", threads, "--list")
     assert p.returncode != 0 and "--threads" in p.stderr
+
+
+def test_embeddings_suite_quick(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("gensim")
+    monkeypatch.setenv("NNKERN_BENCH_CACHE", str(tmp_path))
+    out = tmp_path / "emb.json"
+    rc = cli.main(["--suite", "embeddings", "--quick", "--modes", "cbow-ns", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "cbow-ns" in text and "nnkern/gensim words/s" in text
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["lib"] for r in rows} == {"nnkern", "gensim"}
+    assert all(r["words_per_s"] > 0 and r["vocab"] > 0 for r in rows)
+
+
+def test_embeddings_suite_bad_mode(tmp_path, monkeypatch):
+    pytest.importorskip("gensim")
+    monkeypatch.setenv("NNKERN_BENCH_CACHE", str(tmp_path))
+    assert cli.main(["--suite", "embeddings", "--quick", "--modes", "skipgram"]) == 2
