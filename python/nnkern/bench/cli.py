@@ -54,6 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     e.add_argument("--epochs", type=int, default=1, metavar="E", help="epochs per run (default 1)")
     e.add_argument("--seeds", type=int, default=1, metavar="S", help="seeds 1..S per mode (default 1)")
     e.add_argument("--vector-size", type=int, default=100, metavar="D", help="default 100")
+    e.add_argument("--gensim-mode", choices=["iterable", "corpus_file"], default="iterable",
+                   help="how gensim reads the corpus (default iterable: LineSentence)")
     args = p.parse_args(argv)
     if args.threads < 1:
         p.error("--threads must be >= 1")
