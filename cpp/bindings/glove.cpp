@@ -9,28 +9,6 @@ namespace nnkern::bind {
 
 namespace {
 
-template <class I>
-const I* typed(const py::array& a, const char* name, index_t n) {
-  if (!a.dtype().is(py::dtype::of<I>()))
-    throw py::type_error(std::string(name) + ": expected dtype " +
-                         std::string(py::str(py::dtype::of<I>())) + ", got " +
-                         std::string(py::str(a.dtype())));
-  if (!(a.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + ": must be C-contiguous");
-  if (a.size() != n)
-    throw py::value_error(std::string(name) + ": expected " + std::to_string(n) +
-                          " elements, got " + std::to_string(a.size()));
-  return static_cast<const I*>(a.data());
-}
-
-template <class I>
-void in_range(const I* p, index_t n, index_t bound, const char* name) {
-  for (index_t k = 0; k < n; ++k)
-    if (index_t(p[k]) < 0 || index_t(p[k]) >= bound)
-      throw py::value_error(std::string(name) + ": index " + std::to_string(index_t(p[k])) +
-                            " out of range [0, " + std::to_string(bound) + ")");
-}
-
 class GloveCooccur {
  public:
   GloveCooccur(index_t V, int window, bool symmetric, int slots, index_t dense_words,
@@ -48,9 +26,8 @@ class GloveCooccur {
     if (slot < 0 || slot >= slots_) throw py::value_error("slot: out of range");
     const index_t n = tokens.size(), S = sent_off.size() - 1;
     if (S < 0) throw py::value_error("sent_off: needs at least one element");
-    const std::int32_t* pt = typed<std::int32_t>(tokens, "tokens", n);
-    const std::int64_t* po = typed<std::int64_t>(sent_off, "sent_off", S + 1);
-    in_range(pt, n, V_, "tokens");
+    const std::int32_t* pt = indices<std::int32_t>(tokens, "tokens", n, V_);
+    const std::int64_t* po = indices<std::int64_t>(sent_off, "sent_off", S + 1, -1);
     if (po[0] != 0 || po[S] != n) throw py::value_error("sent_off: must run from 0 to len(tokens)");
     for (index_t k = 0; k < S; ++k)
       if (po[k + 1] < po[k]) throw py::value_error("sent_off: must be non-decreasing");
@@ -118,13 +95,10 @@ void bind_glove(py::module_& m) {
     float* p[8] = {out<float>(W, "W", VD), out<float>(C, "C", VD), out<float>(bw, "bw", V),
                    out<float>(bc, "bc", V), out<float>(gW, "gW", VD), out<float>(gC, "gC", VD),
                    out<float>(gbw, "gbw", V), out<float>(gbc, "gbc", V)};
-    const std::int32_t* pr = typed<std::int32_t>(rows, "rows", nnz);
-    const std::int32_t* pc = typed<std::int32_t>(cols, "cols", nnz);
-    const float* pv = typed<float>(vals, "vals", nnz);
-    const std::int64_t* po = typed<std::int64_t>(order, "order", nnz);
-    in_range(pr, nnz, V, "rows");
-    in_range(pc, nnz, V, "cols");
-    in_range(po, nnz, nnz, "order");
+    const std::int32_t* pr = indices<std::int32_t>(rows, "rows", nnz, V);
+    const std::int32_t* pc = indices<std::int32_t>(cols, "cols", nnz, V);
+    const float* pv = in<float>(vals, "vals", nnz);
+    const std::int64_t* po = indices<std::int64_t>(order, "order", nnz, nnz);
     for (index_t k = 0; k < nnz; ++k)
       if (!(pv[k] > 0.0f) || !std::isfinite(pv[k])) throw py::value_error("vals: counts must be finite and > 0");
     py::gil_scoped_release nogil;

@@ -47,6 +47,19 @@ inline T* out(py::array& a, const char* name, index_t size) {
   return static_cast<T*>(a.mutable_data());
 }
 
+// An integer array of n elements (dtype I) whose values all lie in [0, bound); bound < 0
+// skips the range check. Out-of-range indices would make a kernel read out of bounds.
+template <class I>
+inline const I* indices(const py::array& a, const char* name, index_t n, index_t bound) {
+  const I* p = in<I>(a, name, n);
+  if (bound >= 0)
+    for (index_t i = 0; i < n; ++i)
+      if (index_t(p[i]) < 0 || index_t(p[i]) >= bound)
+        throw py::value_error(std::string(name) + ": index " + std::to_string(index_t(p[i])) +
+                              " out of range [0, " + std::to_string(bound) + ")");
+  return p;
+}
+
 // The product of array dimensions passed in from Python, rejecting negative values and
 // products that overflow int64 (which would otherwise wrap and pass the size checks).
 inline index_t dims(const char* fn, std::initializer_list<index_t> ds) {

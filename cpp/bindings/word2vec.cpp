@@ -1,5 +1,6 @@
 // word2vec bindings: the four single-example updates (nnkern.ops.word2vec_*) and the
 // trainer object nnkern.embeddings.Word2Vec drives, one job per call with the GIL released.
+#include <type_traits>
 #include <vector>
 
 #include "bindings/util.hpp"
@@ -9,24 +10,27 @@ namespace nnkern::bind {
 
 namespace {
 
-template <class I>
-const I* indices(const py::array& a, const char* name, index_t n, index_t bound) {
-  if (!a.dtype().is(py::dtype::of<I>()))
-    throw py::type_error(std::string(name) + ": expected dtype " +
-                         std::string(py::str(py::dtype::of<I>())) + ", got " +
-                         std::string(py::str(a.dtype())));
-  if (!(a.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + ": must be C-contiguous");
-  if (a.size() != n)
-    throw py::value_error(std::string(name) + ": expected " + std::to_string(n) +
-                          " elements, got " + std::to_string(a.size()));
-  const I* p = static_cast<const I*>(a.data());
-  if (bound >= 0)
-    for (index_t i = 0; i < n; ++i)
-      if (index_t(p[i]) < 0 || index_t(p[i]) >= bound)
-        throw py::value_error(std::string(name) + ": index " + std::to_string(index_t(p[i])) +
-                              " out of range [0, " + std::to_string(bound) + ")");
-  return p;
+// A Huffman path: points (L,) int32 rows of syn1 (< V1) and codes (L,) uint8 0/1.
+std::pair<const std::int32_t*, const std::uint8_t*> hs_path(const py::array& points,
+                                                            const py::array& codes, index_t V1) {
+  const index_t L = points.size();
+  return {indices<std::int32_t>(points, "points", L, V1), indices<std::uint8_t>(codes, "codes", L, 2)};
+}
+
+// Dispatch on syn0's dtype, check both weight matrices, release the GIL and run
+// f(syn0, out, work) with a 2*D scratch: the part every single-update binding shares.
+template <class F>
+double with_weights(const char* fn, py::array& syn0, py::array& outw, const char* out_name,
+                    index_t V, index_t V1, index_t D, F&& f) {
+  const index_t VD = dims(fn, {V, D}), V1D = dims(fn, {V1, D});
+  return dispatch(syn0, "syn0", [&](auto t) {
+    using T = decltype(t);
+    T* p0 = out<T>(syn0, "syn0", VD);
+    T* p1 = out<T>(outw, out_name, V1D);
+    std::vector<T> work(2 * D);
+    py::gil_scoped_release nogil;
+    return f(p0, p1, work.data());
+  });
 }
 
 void check_index(std::int64_t i, const char* name, index_t bound) {
@@ -141,17 +145,12 @@ void bind_word2vec(py::module_& m) {
   m.def("word2vec_sg_ns", [](py::array& syn0, py::array& syn1neg, index_t V, index_t D,
                              std::int64_t word, std::int64_t context, const py::array& neg,
                              double alpha) {
-    const index_t VD = dims("word2vec_sg_ns", {V, D});
     check_index(word, "word", V);
     check_index(context, "context", V);
     const std::int64_t* pn = indices<std::int64_t>(neg, "negatives", neg.size(), V);
-    return dispatch(syn0, "syn0", [&](auto t) {
-      using T = decltype(t);
-      T* p0 = out<T>(syn0, "syn0", VD);
-      T* p1 = out<T>(syn1neg, "syn1neg", VD);
-      std::vector<T> work(2 * D);
-      py::gil_scoped_release nogil;
-      return word2vec_sg_ns<T>(p0, p1, D, word, context, pn, neg.size(), T(alpha), work.data());
+    return with_weights("word2vec_sg_ns", syn0, syn1neg, "syn1neg", V, V, D, [&](auto* p0, auto* p1, auto* w) {
+      using T = std::remove_pointer_t<decltype(p0)>;
+      return word2vec_sg_ns<T>(p0, p1, D, word, context, pn, neg.size(), T(alpha), w);
     });
   }, py::arg("syn0"), py::arg("syn1neg"), py::arg("V"), py::arg("D"), py::arg("word"),
      py::arg("context"), py::arg("negatives"), py::arg("alpha"));
@@ -161,33 +160,23 @@ void bind_word2vec(py::module_& m) {
                              const py::array& codes, double alpha) {
     check_index(context, "context", V);
     const index_t L = points.size();
-    const std::int32_t* pp = indices<std::int32_t>(points, "points", L, V1);
-    const std::uint8_t* pc = indices<std::uint8_t>(codes, "codes", L, 2);
-    return dispatch(syn0, "syn0", [&](auto t) {
-      using T = decltype(t);
-      T* p0 = out<T>(syn0, "syn0", dims("word2vec_sg_hs", {V, D}));
-      T* p1 = out<T>(syn1, "syn1", dims("word2vec_sg_hs", {V1, D}));
-      std::vector<T> work(2 * D);
-      py::gil_scoped_release nogil;
-      return word2vec_sg_hs<T>(p0, p1, D, context, pp, pc, L, T(alpha), work.data());
+    const auto [pp, pc] = hs_path(points, codes, V1);
+    return with_weights("word2vec_sg_hs", syn0, syn1, "syn1", V, V1, D, [&](auto* p0, auto* p1, auto* w) {
+      using T = std::remove_pointer_t<decltype(p0)>;
+      return word2vec_sg_hs<T>(p0, p1, D, context, pp, pc, L, T(alpha), w);
     });
   }, py::arg("syn0"), py::arg("syn1"), py::arg("V"), py::arg("V1"), py::arg("D"),
      py::arg("context"), py::arg("points"), py::arg("codes"), py::arg("alpha"));
   m.def("word2vec_cbow_ns", [](py::array& syn0, py::array& syn1neg, index_t V, index_t D,
                                std::int64_t word, const py::array& ctx, const py::array& neg,
                                double alpha, bool cbow_mean) {
-    const index_t VD = dims("word2vec_cbow_ns", {V, D});
     check_index(word, "word", V);
     const std::int64_t* pc = indices<std::int64_t>(ctx, "context", ctx.size(), V);
     const std::int64_t* pn = indices<std::int64_t>(neg, "negatives", neg.size(), V);
-    return dispatch(syn0, "syn0", [&](auto t) {
-      using T = decltype(t);
-      T* p0 = out<T>(syn0, "syn0", VD);
-      T* p1 = out<T>(syn1neg, "syn1neg", VD);
-      std::vector<T> work(2 * D);
-      py::gil_scoped_release nogil;
+    return with_weights("word2vec_cbow_ns", syn0, syn1neg, "syn1neg", V, V, D, [&](auto* p0, auto* p1, auto* w) {
+      using T = std::remove_pointer_t<decltype(p0)>;
       return word2vec_cbow_ns<T>(p0, p1, D, word, pc, ctx.size(), pn, neg.size(), T(alpha),
-                                 cbow_mean, work.data());
+                                 cbow_mean, w);
     });
   }, py::arg("syn0"), py::arg("syn1neg"), py::arg("V"), py::arg("D"), py::arg("word"),
      py::arg("context"), py::arg("negatives"), py::arg("alpha"), py::arg("cbow_mean"));
@@ -196,16 +185,10 @@ void bind_word2vec(py::module_& m) {
                                const py::array& codes, double alpha, bool cbow_mean) {
     const std::int64_t* px = indices<std::int64_t>(ctx, "context", ctx.size(), V);
     const index_t L = points.size();
-    const std::int32_t* pp = indices<std::int32_t>(points, "points", L, V1);
-    const std::uint8_t* pc = indices<std::uint8_t>(codes, "codes", L, 2);
-    return dispatch(syn0, "syn0", [&](auto t) {
-      using T = decltype(t);
-      T* p0 = out<T>(syn0, "syn0", dims("word2vec_cbow_hs", {V, D}));
-      T* p1 = out<T>(syn1, "syn1", dims("word2vec_cbow_hs", {V1, D}));
-      std::vector<T> work(2 * D);
-      py::gil_scoped_release nogil;
-      return word2vec_cbow_hs<T>(p0, p1, D, px, ctx.size(), pp, pc, L, T(alpha), cbow_mean,
-                                 work.data());
+    const auto [pp, pc] = hs_path(points, codes, V1);
+    return with_weights("word2vec_cbow_hs", syn0, syn1, "syn1", V, V1, D, [&](auto* p0, auto* p1, auto* w) {
+      using T = std::remove_pointer_t<decltype(p0)>;
+      return word2vec_cbow_hs<T>(p0, p1, D, px, ctx.size(), pp, pc, L, T(alpha), cbow_mean, w);
     });
   }, py::arg("syn0"), py::arg("syn1"), py::arg("V"), py::arg("V1"), py::arg("D"),
      py::arg("context"), py::arg("points"), py::arg("codes"), py::arg("alpha"),

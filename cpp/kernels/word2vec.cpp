@@ -73,55 +73,66 @@ inline bool all_distinct(const std::int32_t* points, index_t L) {
   return std::adjacent_find(p.begin(), p.end()) == p.end();
 }
 
+// One example of either architecture around an objective(h, e) -> loss that adds its
+// gradient step for h into e: skip-gram's h is the row syn0[context] itself, CBOW's the
+// mean or sum of the context rows.
+template <class T, class Objective>
+double sg_example(T* syn0, index_t D, std::int64_t context, T* work, Objective&& objective) {
+  T* l1 = syn0 + context * D;
+  zero(work, D);
+  const double loss = objective(l1, work);
+  add_into(l1, work, D);
+  return loss;
+}
+
+template <class T, class Objective>
+double cbow_example(T* syn0, index_t D, const std::int64_t* ctx, index_t C, bool cbow_mean,
+                    T* work, Objective&& objective) {
+  if (C == 0) return 0.0;
+  T* h = work;
+  T* e = work + D;
+  cbow_input(syn0, D, ctx, C, cbow_mean, h);
+  zero(e, D);
+  const double loss = objective(h, e);
+  cbow_apply(syn0, D, ctx, C, cbow_mean, e);
+  return loss;
+}
+
 template <class T>
 double word2vec_sg_ns(T* syn0, T* syn1neg, index_t D, std::int64_t word, std::int64_t context,
                       const std::int64_t* neg, index_t K, T alpha, T* work) {
-  T* l1 = syn0 + context * D;
-  zero(work, D);
-  const double loss = w2v_ns<T>(l1, syn1neg, work, D, word, neg, K, alpha, true);
-  add_into(l1, work, D);
-  return loss;
+  return sg_example(syn0, D, context, work, [&](const T* h, T* e) {
+    return w2v_ns<T>(h, syn1neg, e, D, word, neg, K, alpha, true);
+  });
 }
 
 template <class T>
 double word2vec_sg_hs(T* syn0, T* syn1, index_t D, std::int64_t context,
                       const std::int32_t* points, const std::uint8_t* codes, index_t L, T alpha,
                       T* work) {
-  T* l1 = syn0 + context * D;
-  zero(work, D);
-  const double loss =
-      w2v_hs<T>(l1, syn1, work, D, points, codes, L, alpha, true, all_distinct(points, L));
-  add_into(l1, work, D);
-  return loss;
+  const bool distinct = all_distinct(points, L);
+  return sg_example(syn0, D, context, work, [&](const T* h, T* e) {
+    return w2v_hs<T>(h, syn1, e, D, points, codes, L, alpha, true, distinct);
+  });
 }
 
 template <class T>
 double word2vec_cbow_ns(T* syn0, T* syn1neg, index_t D, std::int64_t word,
                         const std::int64_t* ctx, index_t C, const std::int64_t* neg, index_t K,
                         T alpha, bool cbow_mean, T* work) {
-  if (C == 0) return 0.0;
-  T* h = work;
-  T* e = work + D;
-  cbow_input(syn0, D, ctx, C, cbow_mean, h);
-  zero(e, D);
-  const double loss = w2v_ns<T>(h, syn1neg, e, D, word, neg, K, alpha, true);
-  cbow_apply(syn0, D, ctx, C, cbow_mean, e);
-  return loss;
+  return cbow_example(syn0, D, ctx, C, cbow_mean, work, [&](const T* h, T* e) {
+    return w2v_ns<T>(h, syn1neg, e, D, word, neg, K, alpha, true);
+  });
 }
 
 template <class T>
 double word2vec_cbow_hs(T* syn0, T* syn1, index_t D, const std::int64_t* ctx, index_t C,
                         const std::int32_t* points, const std::uint8_t* codes, index_t L,
                         T alpha, bool cbow_mean, T* work) {
-  if (C == 0) return 0.0;
-  T* h = work;
-  T* e = work + D;
-  cbow_input(syn0, D, ctx, C, cbow_mean, h);
-  zero(e, D);
-  const double loss =
-      w2v_hs<T>(h, syn1, e, D, points, codes, L, alpha, true, all_distinct(points, L));
-  cbow_apply(syn0, D, ctx, C, cbow_mean, e);
-  return loss;
+  const bool distinct = all_distinct(points, L);
+  return cbow_example(syn0, D, ctx, C, cbow_mean, work, [&](const T* h, T* e) {
+    return w2v_hs<T>(h, syn1, e, D, points, codes, L, alpha, true, distinct);
+  });
 }
 
 template <class T>

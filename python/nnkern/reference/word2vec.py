@@ -129,6 +129,28 @@ def _cbow_apply(syn0, context, e, cbow_mean):
         syn0[c] += e
 
 
+def _sg(syn0, context, objective):
+    """Skip-gram: h is the row syn0[context]; it receives e after the objective's steps."""
+    context = _index(context, "context", syn0.shape[0])
+    h = syn0[context]
+    e = np.zeros_like(h)
+    loss = objective(h, e)
+    syn0[context] += e
+    return loss
+
+
+def _cbow(syn0, context, cbow_mean, objective):
+    """CBOW: h is the mean (or sum) of the context rows; each receives e (or e / C)."""
+    context = _indices(context, "context", syn0.shape[0])
+    if context.size == 0:
+        return 0.0
+    h = _cbow_input(syn0, context, cbow_mean)
+    e = np.zeros_like(h)
+    loss = objective(h, e)
+    _cbow_apply(syn0, context, e, cbow_mean)
+    return loss
+
+
 def word2vec_sg_ns(syn0, syn1neg, word, context, negatives, alpha):
     """Skip-gram with negative sampling: syn0[context] predicts `word` (in place).
 
@@ -139,12 +161,7 @@ def word2vec_sg_ns(syn0, syn1neg, word, context, negatives, alpha):
     Updates syn1neg's rows and then syn0[context] += e. Returns the log-loss.
     """
     word, negatives, alpha = _ns_args(syn0, syn1neg, word, negatives, alpha)
-    context = _index(context, "context", syn0.shape[0])
-    h = syn0[context]
-    e = np.zeros_like(h)
-    loss = _ns(h, syn1neg, e, word, negatives, alpha)
-    syn0[context] += e
-    return loss
+    return _sg(syn0, context, lambda h, e: _ns(h, syn1neg, e, word, negatives, alpha))
 
 
 def word2vec_sg_hs(syn0, syn1, context, points, codes, alpha):
@@ -156,12 +173,7 @@ def word2vec_sg_hs(syn0, syn1, context, points, codes, alpha):
     Returns the log-loss, sum over nodes of -log sigmoid((1 - 2 code) f).
     """
     points, codes, alpha = _hs_args(syn0, syn1, points, codes, alpha)
-    context = _index(context, "context", syn0.shape[0])
-    h = syn0[context]
-    e = np.zeros_like(h)
-    loss = _hs(h, syn1, e, points, codes, alpha)
-    syn0[context] += e
-    return loss
+    return _sg(syn0, context, lambda h, e: _hs(h, syn1, e, points, codes, alpha))
 
 
 def word2vec_cbow_ns(syn0, syn1neg, word, context, negatives, alpha, cbow_mean=True):
@@ -172,25 +184,11 @@ def word2vec_cbow_ns(syn0, syn1neg, word, context, negatives, alpha, cbow_mean=T
     With the mean every context row receives the whole step e, with the sum e / C (gensim).
     """
     word, negatives, alpha = _ns_args(syn0, syn1neg, word, negatives, alpha)
-    context = _indices(context, "context", syn0.shape[0])
-    if context.size == 0:
-        return 0.0
-    h = _cbow_input(syn0, context, cbow_mean)
-    e = np.zeros_like(h)
-    loss = _ns(h, syn1neg, e, word, negatives, alpha)
-    _cbow_apply(syn0, context, e, cbow_mean)
-    return loss
+    return _cbow(syn0, context, cbow_mean, lambda h, e: _ns(h, syn1neg, e, word, negatives, alpha))
 
 
 def word2vec_cbow_hs(syn0, syn1, context, points, codes, alpha, cbow_mean=True):
     """CBOW with hierarchical softmax: the mean or sum of syn0[context] predicts the word
     whose Huffman path is (points, codes) (in place). See word2vec_cbow_ns, word2vec_sg_hs."""
     points, codes, alpha = _hs_args(syn0, syn1, points, codes, alpha)
-    context = _indices(context, "context", syn0.shape[0])
-    if context.size == 0:
-        return 0.0
-    h = _cbow_input(syn0, context, cbow_mean)
-    e = np.zeros_like(h)
-    loss = _hs(h, syn1, e, points, codes, alpha)
-    _cbow_apply(syn0, context, e, cbow_mean)
-    return loss
+    return _cbow(syn0, context, cbow_mean, lambda h, e: _hs(h, syn1, e, points, codes, alpha))
