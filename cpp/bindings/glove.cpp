@@ -84,12 +84,11 @@ void bind_glove(py::module_& m) {
      py::arg("gbw"), py::arg("gbc"), py::arg("V"), py::arg("D"), py::arg("i"), py::arg("j"),
      py::arg("x"), py::arg("lr"), py::arg("x_max"), py::arg("alpha"));
 
-  // One epoch of Hogwild AdaGrad over the triplets in `order`; float32 -> summed loss
+  // One epoch of Hogwild AdaGrad over the triplets in their order; float32 -> summed loss
   m.def("glove_epoch", [](py::array& W, py::array& C, py::array& bw, py::array& bc, py::array& gW,
                           py::array& gC, py::array& gbw, py::array& gbc, index_t V, index_t D,
                           const py::array& rows, const py::array& cols, const py::array& vals,
-                          const py::array& order, double lr, double x_max, double alpha,
-                          int threads) {
+                          double lr, double x_max, double alpha, int threads) {
     const index_t VD = dims("glove_epoch", {V, D});
     const index_t nnz = rows.size();
     float* p[8] = {out<float>(W, "W", VD), out<float>(C, "C", VD), out<float>(bw, "bw", V),
@@ -98,15 +97,14 @@ void bind_glove(py::module_& m) {
     const std::int32_t* pr = indices<std::int32_t>(rows, "rows", nnz, V);
     const std::int32_t* pc = indices<std::int32_t>(cols, "cols", nnz, V);
     const float* pv = in<float>(vals, "vals", nnz);
-    const std::int64_t* po = indices<std::int64_t>(order, "order", nnz, nnz);
     for (index_t k = 0; k < nnz; ++k)
       if (!(pv[k] > 0.0f) || !std::isfinite(pv[k])) throw py::value_error("vals: counts must be finite and > 0");
     py::gil_scoped_release nogil;
-    return glove_epoch(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], D, pr, pc, pv, po, nnz,
+    return glove_epoch(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], D, pr, pc, pv, nnz,
                        float(lr), float(x_max), float(alpha), threads);
   }, py::arg("W"), py::arg("C"), py::arg("bw"), py::arg("bc"), py::arg("gW"), py::arg("gC"),
      py::arg("gbw"), py::arg("gbc"), py::arg("V"), py::arg("D"), py::arg("rows"), py::arg("cols"),
-     py::arg("vals"), py::arg("order"), py::arg("lr"), py::arg("x_max"), py::arg("alpha"),
+     py::arg("vals"), py::arg("lr"), py::arg("x_max"), py::arg("alpha"),
      py::arg("threads"));
 
   py::class_<GloveCooccur>(m, "GloveCooccur")

@@ -57,13 +57,13 @@ template <class T>
 double glove_update(T* W, T* C, T* bw, T* bc, T* gW, T* gC, T* gbw, T* gbc, index_t D,
                     std::int64_t i, std::int64_t j, T x, T lr, T x_max, T alpha);
 
-// One epoch over the nnz pairs in the order `order` (a permutation of 0..nnz-1), split into
-// `threads` contiguous ranges trained concurrently without locks (Hogwild, as glove.c).
-// Returns the summed loss (double, summed per thread and then in thread order).
+// One epoch over the nnz pairs in the order given (the caller shuffles the triplets
+// themselves, so they are read sequentially), split into `threads` contiguous ranges trained
+// concurrently without locks (Hogwild, as glove.c). Returns the summed loss (double, summed
+// per thread and then in thread order).
 double glove_epoch(float* W, float* C, float* bw, float* bc, float* gW, float* gC, float* gbw,
                    float* gbc, index_t D, const std::int32_t* rows, const std::int32_t* cols,
-                   const float* vals, const std::int64_t* order, index_t nnz, float lr,
-                   float x_max, float alpha, int threads);
+                   const float* vals, index_t nnz, float lr, float x_max, float alpha, int threads);
 
 // Co-occurrence counting. Each worker slot owns its accumulator (no sharing, no locks):
 // pairs of two frequent words (both ids < F) go to a dense F x F block, the rest to a buffer

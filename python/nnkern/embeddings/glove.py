@@ -108,10 +108,12 @@ class GloVe:
         nnz = len(rows)
         for e in range(epochs):
             t0 = time.perf_counter()
+            # shuffle the triplets themselves: the epoch then reads them sequentially
             order = rng.permutation(nnz)
             loss = _core.glove_epoch(self.W, self.C, self.bw, self.bc, self.gW, self.gC, self.gbw,
-                                     self.gbc, V, D, rows, cols, vals, order, self.learning_rate,
-                                     self.x_max, self.alpha, self.workers)
+                                     self.gbc, V, D, rows[order], cols[order], vals[order],
+                                     self.learning_rate, self.x_max, self.alpha, self.workers)
+            del order
             dt = time.perf_counter() - t0
             self.epoch_losses.append(loss)
             logger.info("GloVe epoch %d: loss %.6g (%.6g per pair), %.2fs, %.2fM updates/s",
