@@ -177,10 +177,6 @@ W2VResult w2v_train_job(const W2VModel<T>& m, const W2VJob& job) {
     double loss = 0.0;
     if (m.hs) {
       const index_t o = m.code_off[word], L = m.code_off[word + 1] - o;
-      for (index_t d = 0; d < L; ++d) {  // as for the noise rows: overlap the misses
-        const char* row = reinterpret_cast<const char*>(m.syn1 + index_t(m.points[o + d]) * D);
-        for (index_t b = 0; b < index_t(D * sizeof(T)); b += 64) __builtin_prefetch(row + b, 1);
-      }
       loss += w2v_hs<T>(l1, m.syn1, e, D, m.points + o, m.codes + o, L, alpha, want_loss);
     }
     if (K > 0) {
@@ -213,6 +209,15 @@ W2VResult w2v_train_job(const W2VModel<T>& m, const W2VJob& job) {
       const index_t w = m.window - index_t(rng.below(std::uint32_t(m.window)));
       const index_t lo = std::max<index_t>(0, i - w), hi = std::min<index_t>(n, i + w + 1);
       const std::int64_t word = kept[i];
+      if (m.hs) {
+        // The center word's path serves every example of this window: ask for its rows once
+        // (as for the noise rows, so that the misses overlap).
+        const index_t o = m.code_off[word], L = m.code_off[word + 1] - o;
+        for (index_t d = 0; d < L; ++d) {
+          const char* row = reinterpret_cast<const char*>(m.syn1 + index_t(m.points[o + d]) * D);
+          for (index_t b = 0; b < index_t(D * sizeof(T)); b += 64) __builtin_prefetch(row + b, 1);
+        }
+      }
       if (m.sg) {
         for (index_t j = lo; j < hi; ++j) {
           if (j == i) continue;

@@ -18,26 +18,12 @@ namespace nnkern {
 // Small vector helpers: D is ~100-300, so these are the whole hot loop. omp simd lets the
 // compiler vectorise the reductions without -ffast-math.
 
-// Four independent partial sums: a single vector accumulator would make the dot a chain of
-// dependent FMAs, bound by their latency rather than throughput.
+// Eigen's vectorised reduction: full packets with two accumulators, then the tail, so the
+// dot is neither one latency-bound FMA chain nor split into short, badly vectorised pieces.
 template <class T>
 inline T w2v_dot(const T* a, const T* b, index_t D) {
-  T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  const index_t q = D / 4 * 4;
-  index_t j = 0;
-  if (q) {
-    const index_t n4 = q / 4;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-    for (index_t i = 0; i < n4; ++i) {
-      s0 += a[i] * b[i];
-      s1 += a[n4 + i] * b[n4 + i];
-      s2 += a[2 * n4 + i] * b[2 * n4 + i];
-      s3 += a[3 * n4 + i] * b[3 * n4 + i];
-    }
-    j = q;
-  }
-  for (; j < D; ++j) s0 += a[j] * b[j];
-  return (s0 + s1) + (s2 + s3);
+  using V = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+  return Eigen::Map<const V>(a, D).dot(Eigen::Map<const V>(b, D));
 }
 
 // One logistic-regression step of l1 against the output row `out` with label 0/1:
