@@ -98,10 +98,109 @@ EIGEN_STRONG_INLINE P exp_nonpos(const P& x) {
   }
 }
 
+#if defined(__AVX512F__)
+// exp(d) for d <= 0 on 16 floats, in 14 vector instructions: the Cephes reduction
+// d = n ln2 + r (n = round(d / ln2), ln2 split in two so r is exact to a few ulp), the
+// Cephes degree-7 polynomial in Horner form, and 2^n applied with vscalefps. Lanes below
+// -87.3 (where the result would be subnormal) are zeroed by the scalef's mask, so -inf
+// gives exactly 0; NaN compares unordered, stays unmasked and propagates. Accuracy is that
+// of Eigen's pexp (~1 ulp); about 40% fewer instructions than exp_nonpos above.
+EIGEN_STRONG_INLINE __m512 exp_nonpos16(__m512 d) {
+  const __mmask16 keep = _mm512_cmp_ps_mask(d, _mm512_set1_ps(-87.3f), _CMP_NLT_UQ);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(d, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), d);
+  r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+  // exp(r) = 1 + r (1 + r (1/2 + r (1/6 + ...)))
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500E-4f), r, _mm512_set1_ps(1.3981999507E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_maskz_scalef_ps(keep, p, n);
+}
+
+// The float exp_sum below for AVX-512: four vectors per iteration (the exp chains are long,
+// the out-of-order core overlaps independent ones), and a prefetch of the data kPrefetch
+// elements ahead, so the next row or block streams in from memory while this one computes
+// (the max pass that first touches a row is otherwise a stall on memory).
+constexpr index_t kPrefetch = 2048;
+
+static float exp_sum16(const float* x, float* e, index_t K, float m) {
+  const __m512 vm = _mm512_set1_ps(m);
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  index_t k = 0;
+  for (; k + 64 <= K; k += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(x + k + kPrefetch), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(x + k + kPrefetch + 16), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(x + k + kPrefetch + 32), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(x + k + kPrefetch + 48), _MM_HINT_T0);
+    const __m512 e0 = exp_nonpos16(_mm512_sub_ps(_mm512_loadu_ps(x + k), vm));
+    const __m512 e1 = exp_nonpos16(_mm512_sub_ps(_mm512_loadu_ps(x + k + 16), vm));
+    const __m512 e2 = exp_nonpos16(_mm512_sub_ps(_mm512_loadu_ps(x + k + 32), vm));
+    const __m512 e3 = exp_nonpos16(_mm512_sub_ps(_mm512_loadu_ps(x + k + 48), vm));
+    if (e) {
+      _mm512_storeu_ps(e + k, e0);
+      _mm512_storeu_ps(e + k + 16, e1);
+      _mm512_storeu_ps(e + k + 32, e2);
+      _mm512_storeu_ps(e + k + 48, e3);
+    }
+    a0 = _mm512_add_ps(a0, e0);
+    a1 = _mm512_add_ps(a1, e1);
+    a2 = _mm512_add_ps(a2, e2);
+    a3 = _mm512_add_ps(a3, e3);
+  }
+  for (; k + 16 <= K; k += 16) {
+    const __m512 e0 = exp_nonpos16(_mm512_sub_ps(_mm512_loadu_ps(x + k), vm));
+    if (e) _mm512_storeu_ps(e + k, e0);
+    a0 = _mm512_add_ps(a0, e0);
+  }
+  if (k < K) {  // the tail through the same code: masked-off lanes load as -inf (exp = 0)
+    const __mmask16 mk = static_cast<__mmask16>((1u << (K - k)) - 1u);
+    const __m512 xt = _mm512_mask_loadu_ps(_mm512_set1_ps(-std::numeric_limits<float>::infinity()), mk, x + k);
+    const __m512 e0 = exp_nonpos16(_mm512_sub_ps(xt, vm));
+    if (e) _mm512_mask_storeu_ps(e + k, mk, e0);
+    a1 = _mm512_add_ps(a1, e0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+// max of x[0, K) with four accumulators; a NaN anywhere gives NaN (vmaxps returns its
+// second operand when either is NaN, so the running max goes first and a NaN in x wins).
+static float max16(const float* x, index_t K) {
+  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 m0 = ninf, m1 = ninf, m2 = ninf, m3 = ninf;
+  __mmask16 nan = 0;
+  index_t k = 0;
+  for (; k + 64 <= K; k += 64) {
+    const __m512 v0 = _mm512_loadu_ps(x + k), v1 = _mm512_loadu_ps(x + k + 16);
+    const __m512 v2 = _mm512_loadu_ps(x + k + 32), v3 = _mm512_loadu_ps(x + k + 48);
+    m0 = _mm512_max_ps(m0, v0);
+    m1 = _mm512_max_ps(m1, v1);
+    m2 = _mm512_max_ps(m2, v2);
+    m3 = _mm512_max_ps(m3, v3);
+  }
+  for (; k + 16 <= K; k += 16) m0 = _mm512_max_ps(m0, _mm512_loadu_ps(x + k));
+  if (k < K) {
+    const __mmask16 mk = static_cast<__mmask16>((1u << (K - k)) - 1u);
+    m1 = _mm512_max_ps(m1, _mm512_mask_loadu_ps(ninf, mk, x + k));
+  }
+  const __m512 m = _mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3));
+  nan = _mm512_cmp_ps_mask(m, m, _CMP_UNORD_Q);
+  if (nan) return std::numeric_limits<float>::quiet_NaN();
+  return _mm512_reduce_max_ps(m);
+}
+#endif
+
 // e[k] = exp(x[k] - m) for k < K (when e != nullptr), returning sum_k exp(x[k] - m):
 // one fused, vectorised pass.
 template <class T>
 static T exp_sum(const T* x, T* e, index_t K, T m) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) return exp_sum16(x, e, K, m);
+#endif
   using P = typename ei::packet_traits<T>::type;
   constexpr index_t L = ei::unpacket_traits<P>::size;
   const P vm = ei::pset1<P>(m);
@@ -133,6 +232,15 @@ static T exp_sum(const T* x, T* e, index_t K, T m) {
     acc1 = ei::padd(acc1, e0);
   }
   return ei::predux(ei::padd(acc0, acc1));
+}
+
+// Row maximum (NaN if the row holds one).
+template <class T>
+static T row_max(const T* x, index_t K) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) return max16(x, K);
+#endif
+  return CMapArr<T>(x, K).maxCoeff();
 }
 
 // sum_k a[k] (b == nullptr) or sum_k a[k] * b[k], in a fixed order that does not depend
@@ -177,7 +285,7 @@ static void softmax_row(const T* x, T* y, index_t K, bool log, bool stream, RowW
   T m = T(0);
   for (index_t b = 0; b < nb; ++b) {
     const index_t off = b * kBlock, len = std::min(kBlock, K - off);
-    const T bm = CMapArr<T>(x + off, len).maxCoeff();
+    const T bm = row_max(x + off, len);
     w.bmax[b] = bm;
     if (bm == -std::numeric_limits<T>::infinity()) {
       // A block of -inf (e.g. masked logits) adds nothing; exp(-inf - -inf) would be NaN.
