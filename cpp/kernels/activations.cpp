@@ -128,11 +128,55 @@ EIGEN_STRONG_INLINE __m512 exp_nonpos16(__m512 d) {
 // (the max pass that first touches a row is otherwise a stall on memory).
 constexpr index_t kPrefetch = 2048;
 
-static float exp_sum16(const float* x, float* e, index_t K, float m) {
+// The output pass of one block of an earlier row, dst[j] = (src[j] - a) * s - c for j < len
+// (softmax: a = c = 0; log_softmax: s = 1), done piecewise so that it can ride along with
+// the next row's exp pass: memory then takes the reads and the streaming writes at the same
+// time, instead of reads while exp runs and writes while the output pass runs. The body is
+// streamed in aligned vectors; the unaligned head and the tail use masked normal stores of
+// the same vector arithmetic, so the values never depend on alignment.
+struct OutJob {
+  const float* src;
+  float* dst;
+  index_t len, head, nvec, done = 0;  // head elements, then nvec aligned vectors, then a tail
+  __m512 va, vs, vc;
+  OutJob(const float* src_, float* dst_, index_t len_, float a, float s, float c)
+      : src(src_), dst(dst_), len(len_), va(_mm512_set1_ps(a)), vs(_mm512_set1_ps(s)), vc(_mm512_set1_ps(c)) {
+    head = std::min<index_t>(len, ((64 - (reinterpret_cast<std::uintptr_t>(dst) & 63)) & 63) / 4);
+    nvec = (len - head) / 16;
+  }
+  __m512 value(__m512 v) const { return _mm512_sub_ps(_mm512_mul_ps(_mm512_sub_ps(v, va), vs), vc); }
+  void masked(index_t j, index_t n) const {  // [j, j + n), n < 16 (or 0), normal stores
+    if (n <= 0) return;
+    const __mmask16 mk = static_cast<__mmask16>((1u << n) - 1u);
+    _mm512_mask_storeu_ps(dst + j, mk, value(_mm512_maskz_loadu_ps(mk, src + j)));
+  }
+  void start() const { masked(0, head); }
+  void vec() {  // the next aligned vector, if any is left
+    if (done < nvec) {
+      const index_t j = head + 16 * done++;
+      _mm512_stream_ps(dst + j, value(_mm512_loadu_ps(src + j)));
+    }
+  }
+  void finish() {
+    while (done < nvec) vec();
+    masked(head + 16 * nvec, len - head - 16 * nvec);
+  }
+};
+
+// e[k] = exp(x[k] - m) (when e != nullptr), returning the sum; `job` (if any) advances by
+// one output vector per input vector.
+static float exp_sum16(const float* x, float* e, index_t K, float m, OutJob* job = nullptr) {
   const __m512 vm = _mm512_set1_ps(m);
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   index_t k = 0;
+  if (job) job->start();
   for (; k + 64 <= K; k += 64) {
+    if (job) {
+      job->vec();
+      job->vec();
+      job->vec();
+      job->vec();
+    }
     _mm_prefetch(reinterpret_cast<const char*>(x + k + kPrefetch), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(x + k + kPrefetch + 16), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(x + k + kPrefetch + 32), _MM_HINT_T0);
@@ -153,6 +197,7 @@ static float exp_sum16(const float* x, float* e, index_t K, float m) {
     a3 = _mm512_add_ps(a3, e3);
   }
   for (; k + 16 <= K; k += 16) {
+    if (job) job->vec();
     const __m512 e0 = exp_nonpos16(_mm512_sub_ps(_mm512_loadu_ps(x + k), vm));
     if (e) _mm512_storeu_ps(e + k, e0);
     a0 = _mm512_add_ps(a0, e0);
@@ -164,6 +209,7 @@ static float exp_sum16(const float* x, float* e, index_t K, float m) {
     if (e) _mm512_mask_storeu_ps(e + k, mk, e0);
     a1 = _mm512_add_ps(a1, e0);
   }
+  if (job) job->finish();
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
@@ -320,6 +366,53 @@ static void softmax_row(const T* x, T* y, index_t K, bool log, bool stream, RowW
   }
 }
 
+#if defined(__AVX512F__)
+// log_softmax of rows [0, n) of length K, float, streamed output: softmax_row's arithmetic,
+// software-pipelined by one row. Row r's max and exp-sum passes (reading x_r from memory)
+// run together with row r-1's output pass (x_{r-1}, still in cache, streamed out to
+// y_{r-1}), block by block, so memory serves the reads and the writes at once instead of in
+// turn; every value is computed exactly as softmax_row computes it. (The same pipelining
+// made softmax slower here: its exp pass also stores the exp values, and mixing those
+// stores with the streaming ones cost more than the overlap gained.)
+struct PipeRow {
+  std::vector<float> bmax, bsum;  // per block: max, sum of exp
+  float m = 0, logs = 0;
+};
+
+static void log_softmax_rows_pipelined(const float* x, float* y, index_t n, index_t K, PipeRow* w) {
+  const index_t nb = (K + kBlock - 1) / kBlock;
+  constexpr float ninf = -std::numeric_limits<float>::infinity();
+  for (index_t r = 0; r <= n; ++r) {
+    PipeRow& cur = w[r & 1];
+    const PipeRow& prev = w[(r + 1) & 1];
+    const float* xr = x + r * K;
+    float m = 0;
+    for (index_t b = 0; b < nb; ++b) {
+      const index_t off = b * kBlock, len = std::min(kBlock, K - off);
+      OutJob job(x + (r - 1) * K + off, y + (r - 1) * K + off, len, prev.m, 1.0f, prev.logs);
+      OutJob* jp = r > 0 ? &job : nullptr;
+      if (r == n || (cur.bmax[b] = max16(xr + off, len)) == ninf) {
+        // after the last row only the output pass is left; a block of -inf adds nothing
+        if (r < n) cur.bsum[b] = 0.0f;
+        if (jp) {
+          jp->start();
+          jp->finish();
+        }
+      } else {
+        cur.bsum[b] = exp_sum16(xr + off, nullptr, len, cur.bmax[b], jp);
+      }
+      if (r < n && (b == 0 || !(cur.bmax[b] <= m))) m = cur.bmax[b];
+    }
+    if (r == n) break;
+    float s = 0.0f;
+    for (index_t b = 0; b < nb; ++b)
+      if (cur.bsum[b] != 0.0f) s += cur.bsum[b] * std::exp(cur.bmax[b] - m);
+    cur.m = m;
+    cur.logs = std::log(s);
+  }
+}
+#endif
+
 template <class T>
 static void softmax_block(const T* x, T* y, index_t K, index_t inner, bool log) {
   // One (K, inner) block, reduced over rows; columns are independent.
@@ -349,6 +442,26 @@ void softmax(const T* x, T* y, index_t outer, index_t K, index_t inner, bool log
   }
   const bool stream = index_t(sizeof(T)) * work >= kStreamBytes;
   const int nt = (work < kParallelGrain || outer == 1) ? 1 : get_num_threads();
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (stream && log) {
+#pragma omp parallel num_threads(nt)
+      {
+        PipeRow w[2];
+        for (PipeRow& p : w) {
+          p.bmax.resize((K + kBlock - 1) / kBlock);
+          p.bsum.resize(p.bmax.size());
+        }
+        // contiguous rows per thread, as schedule(static) gives
+        const int t = omp_get_thread_num(), team = omp_get_num_threads();
+        const index_t r0 = outer * t / team, r1 = outer * (t + 1) / team;
+        if (r0 < r1) log_softmax_rows_pipelined(x + r0 * K, y + r0 * K, r1 - r0, K, w);
+        stream_fence();
+      }
+      return;
+    }
+  }
+#endif
 #pragma omp parallel num_threads(nt)
   {
     RowWork<T> w;
