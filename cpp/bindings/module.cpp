@@ -9,6 +9,7 @@ void bind_activations(py::module_& m);
 void bind_losses(py::module_& m);
 void bind_dense(py::module_& m);
 void bind_recurrent(py::module_& m);
+void bind_attention(py::module_& m);
 }  // namespace nnkern::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -39,4 +40,5 @@ PYBIND11_MODULE(_core, m) {
   bind_losses(m);
   bind_dense(m);
   bind_recurrent(m);
+  bind_attention(m);
 }

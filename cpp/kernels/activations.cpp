@@ -1,4 +1,5 @@
 #include "kernels/activations.hpp"
+#include "kernels/packet_math.hpp"
 #include "kernels/stream.hpp"
 
 #include <algorithm>
@@ -290,26 +291,10 @@ static T row_max(const T* x, index_t K) {
 }
 
 // sum_k a[k] (b == nullptr) or sum_k a[k] * b[k], in a fixed order that does not depend
-// on the arrays' alignment (Eigen's reductions peel to alignment, so the same numbers at
-// another address could round differently).
+// on the arrays' alignment (Eigen's reductions peel to alignment).
 template <class T>
 static T psum(const T* a, const T* b, index_t K) {
-  using P = typename ei::packet_traits<T>::type;
-  constexpr index_t L = ei::unpacket_traits<P>::size;
-  P acc0 = ei::pset1<P>(T(0)), acc1 = acc0;
-  index_t k = 0;
-  for (; k + 2 * L <= K; k += 2 * L) {
-    P a0 = ei::ploadu<P>(a + k), a1 = ei::ploadu<P>(a + k + L);
-    if (b) {
-      a0 = ei::pmul(a0, ei::ploadu<P>(b + k));
-      a1 = ei::pmul(a1, ei::ploadu<P>(b + k + L));
-    }
-    acc0 = ei::padd(acc0, a0);
-    acc1 = ei::padd(acc1, a1);
-  }
-  T s = ei::predux(ei::padd(acc0, acc1));
-  for (; k < K; ++k) s += b ? a[k] * b[k] : a[k];
-  return s;
+  return pm::sum(a, b, K);
 }
 
 // Per-thread workspace of one softmax row.

@@ -21,5 +21,7 @@ from .losses import *  # noqa: F401,F403
 from .losses import __all__ as _loss
 from .recurrent import *  # noqa: F401,F403
 from .recurrent import __all__ as _rec
+from .attention import *  # noqa: F401,F403
+from .attention import __all__ as _attn
 
-__all__ = [*_act, *_loss, *_dense, *_rec]
+__all__ = [*_act, *_loss, *_dense, *_rec, *_attn]
