@@ -8,6 +8,10 @@ PyTorch's, so weights move between the two libraries unchanged.
 from .layers import Dense, Embedding, LeakyReLU, ReLU, Sequential, Sigmoid, Softmax, Tanh
 from .module import Module
 from .recurrent import GRU, LSTM, RNN
+from .attention import Attention
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, MAELoss, MSELoss
+from .seq2seq import Autoencoder, Seq2Seq
 
 __all__ = ["Module", "Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax", "Embedding",
-           "Sequential", "RNN", "GRU", "LSTM"]
+           "Sequential", "RNN", "GRU", "LSTM", "Attention", "MSELoss", "MAELoss", "HuberLoss",
+           "BCEWithLogitsLoss", "CrossEntropyLoss", "Seq2Seq", "Autoencoder"]

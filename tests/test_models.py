@@ -1,0 +1,210 @@
+"""Models and their pieces: masked losses, the Attention layer, Seq2Seq (full gradient by
+finite differences, decoding, learning a small task) and the Autoencoder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import FD_TOL, finite_difference
+from nnkern import nn, reference
+
+F64 = np.float64
+
+
+def _param_fd(model, loss_of, rel=2e-5):
+    """Every parameter gradient of model (already filled by one backward of loss_of()) against
+    central differences of the scalar loss_of()."""
+    for name, p in model.named_parameters():
+        fd = np.zeros_like(p)
+        for i in range(p.size):
+            old = p.flat[i]
+            p.flat[i] = old + 1e-6
+            a = loss_of()
+            p.flat[i] = old - 1e-6
+            b = loss_of()
+            p.flat[i] = old
+            fd.flat[i] = (a - b) / 2e-6
+        g = model.grads[name]
+        scale = max(np.abs(fd).max(), 1e-8)
+        assert np.abs(g - fd).max() <= rel * scale + 1e-9, (name, np.abs(g - fd).max(), scale)
+
+
+# ---------------------------------------------------------------------------------------
+# losses
+
+
+@pytest.mark.parametrize("cls,name", [(nn.MSELoss, "mse_loss"), (nn.MAELoss, "mae_loss"),
+                                      (nn.HuberLoss, "huber_loss"),
+                                      (nn.BCEWithLogitsLoss, "binary_cross_entropy_with_logits")])
+def test_elementwise_losses_with_mask(cls, name, rng):
+    pred = rng.standard_normal((4, 3, 2))
+    target = rng.random((4, 3, 2))
+    mask = rng.random((4, 3)) > 0.4
+    loss = cls()
+    value = loss.forward(pred, target, mask)
+    per = getattr(reference, name)(pred, target, reduction="none")
+    np.testing.assert_allclose(value, per[mask].mean(), rtol=1e-12)
+    g = loss.backward()
+    assert np.all(g[~mask] == 0)
+    f = lambda z: getattr(reference, name)(z, target, reduction="none") * (mask[..., None] / (mask.sum() * 2))  # noqa: E731
+    np.testing.assert_allclose(g, finite_difference(f, pred, np.ones_like(pred)), **FD_TOL)
+    assert np.isclose(cls(reduction="sum").forward(pred, target, mask), per[mask].sum())
+
+
+def test_cross_entropy_loss_with_mask_and_ignore_index(rng):
+    logits = rng.standard_normal((3, 4, 5))
+    target = rng.integers(0, 5, (3, 4))
+    target[0, 1] = -100
+    mask = rng.random((3, 4)) > 0.3
+    loss = nn.CrossEntropyLoss()
+    value = loss.forward(logits, target, mask)
+    counts = mask & (target != -100)
+    per = reference.cross_entropy(logits.reshape(-1, 5), np.where(counts, target, -100).ravel(), reduction="none")
+    np.testing.assert_allclose(value, per.sum() / counts.sum(), rtol=1e-12)
+    g = loss.backward()
+    assert g.shape == logits.shape and np.all(g[~counts] == 0)
+
+    def f(z):
+        return reference.cross_entropy(z.reshape(-1, 5), np.where(counts, target, -100).ravel(),
+                                       reduction="none").reshape(3, 4) / counts.sum()
+
+    np.testing.assert_allclose(g, finite_difference(f, logits, np.ones((3, 4))), **FD_TOL)
+    with pytest.raises(ValueError, match="target: expected shape"):
+        loss.forward(logits, target[:, :2])
+    with pytest.raises(TypeError, match="mask: expected a boolean"):
+        loss.forward(logits, target, mask.astype(int))
+    with pytest.raises(RuntimeError, match="before forward"):
+        nn.MSELoss().backward()
+
+
+# ---------------------------------------------------------------------------------------
+# Attention layer
+
+
+@pytest.mark.parametrize("kind", ["dot", "scaled_dot", "additive"])
+def test_attention_layer_gradients(kind, rng):
+    att = nn.Attention(kind, 4, 4, 3, seed=0, dtype=F64)
+    q, k = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 4))
+    mask = rng.random((2, 5)) > 0.3
+    mask[:, 0] = True
+    out = att.forward(q, k, mask=mask)
+    dout = rng.standard_normal(out.shape)
+    att.zero_grad()
+    dq, dk, dv = att.backward(dout)
+    assert dv is None  # v was k: its gradient is in dk
+    np.testing.assert_allclose(dq, finite_difference(lambda z: att.forward(z, k, mask=mask), q, dout), **FD_TOL)
+    np.testing.assert_allclose(dk, finite_difference(lambda z: att.forward(q, z, mask=mask), k, dout), **FD_TOL)
+    att.forward(q, k, mask=mask)
+    _param_fd(att, lambda: float(np.sum(att.forward(q, k, mask=mask) * dout)))
+    np.testing.assert_allclose(att.weights.sum(-1), 1.0, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# Seq2Seq
+
+
+def _batch(rng, B=2, Ts=5, Td=4, V=7):
+    src = rng.integers(3, V, (B, Ts))
+    tgt = rng.integers(3, V, (B, Td))
+    tgt_in = np.concatenate([np.ones((B, 1), np.int64), tgt[:, :-1]], axis=1)
+    return src, tgt, tgt_in
+
+
+@pytest.mark.parametrize("cell,bidirectional,attention", [
+    ("lstm", True, "additive"), ("gru", False, "scaled_dot"), ("rnn", True, "dot"), ("lstm", False, None),
+])
+def test_seq2seq_full_gradient(cell, bidirectional, attention, rng):
+    m = nn.Seq2Seq(7, 7, embed_size=3, hidden_size=3, cell=cell, bidirectional=bidirectional,
+                   attention=attention, num_layers=2 if cell == "gru" else 1, seed=0, dtype=F64)
+    src, tgt, tgt_in = _batch(rng)
+    src_len = np.array([5, 3])
+    tgt_len = np.array([4, 2])
+    tmask = np.arange(4)[None, :] < tgt_len[:, None]
+    loss = nn.CrossEntropyLoss()
+
+    def loss_of():
+        return float(loss.forward(m.forward(src, tgt_in, src_len, tgt_len), tgt, tmask))
+
+    loss_of()
+    m.zero_grad()
+    assert m.backward(loss.backward()) is None
+    _param_fd(m, loss_of)
+
+
+def test_seq2seq_decoding(rng):
+    m = nn.Seq2Seq(7, 7, embed_size=4, hidden_size=5, seed=1, dtype=F64).eval()
+    src, _, _ = _batch(rng, B=3)
+    g = m.greedy(src, max_len=6)
+    assert g.shape == (3, 6)
+    beams = m.beam_search(src, beam_size=1, max_len=6, length_penalty=0.0)
+    for row, seq in zip(g, beams):  # beam size 1 is greedy
+        assert list(row[: len(seq)]) == seq
+    wide = m.beam_search(src, beam_size=4, max_len=6)
+    assert len(wide) == 3 and all(len(s) <= 6 for s in wide)
+
+
+def test_seq2seq_learns_to_reverse(rng):
+    """A tiny model trained with plain Adam (written here) learns to reverse 3-digit strings."""
+    V, BOS, EOS = 8, 1, 2
+    m = nn.Seq2Seq(V, V, embed_size=16, hidden_size=32, cell="gru", attention="scaled_dot", seed=0)
+    loss = nn.CrossEntropyLoss()
+    params, grads = m.parameters(), m.gradients()
+    mom = [np.zeros_like(p) for p in params]
+    sq = [np.zeros_like(p) for p in params]
+    for step in range(1, 301):
+        src = rng.integers(3, V, (32, 3))
+        tgt = np.concatenate([src[:, ::-1], np.full((32, 1), EOS)], axis=1)
+        tgt_in = np.concatenate([np.full((32, 1), BOS), tgt[:, :-1]], axis=1)
+        loss.forward(m.forward(src, tgt_in), tgt)
+        m.zero_grad()
+        m.backward(loss.backward())
+        for p, g, a, b in zip(params, grads, mom, sq):
+            a[...] = 0.9 * a + 0.1 * g
+            b[...] = 0.999 * b + 0.001 * g * g
+            p -= 0.01 * (a / (1 - 0.9**step)) / (np.sqrt(b / (1 - 0.999**step)) + 1e-8)
+    m.eval()
+    src = rng.integers(3, V, (100, 3))
+    out = m.greedy(src, max_len=4)
+    acc = np.mean(np.all(out[:, :3] == src[:, ::-1], axis=1))
+    assert acc >= 0.9, acc
+
+
+# ---------------------------------------------------------------------------------------
+# Autoencoder
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_autoencoder_gradients(tied, rng):
+    a = nn.Autoencoder([5, 4, 2], activation="tanh", tied=tied, seed=0, dtype=F64)
+    x = rng.standard_normal((3, 5))
+    assert a.encode(x).shape == (3, 2)
+    y = a.forward(x)
+    dout = rng.standard_normal(y.shape)
+    a.zero_grad()
+    dx = a.backward(dout)
+    np.testing.assert_allclose(dx, finite_difference(a.forward, x, dout), **FD_TOL)
+    a.forward(x)
+    _param_fd(a, lambda: float(np.sum(a.forward(x) * dout)))
+    names = [n for n, _ in a.named_parameters()]
+    assert ("dec0.weight" in names) != tied
+
+
+def test_autoencoder_denoising_mask(rng):
+    a = nn.Autoencoder([6, 3], noise=0.5, seed=0, dtype=F64)
+    x = rng.standard_normal((4, 6))
+    state = a._rng.bit_generator.state
+    y = a.forward(x)
+    dout = rng.standard_normal(y.shape)
+    a.zero_grad()
+    dx = a.backward(dout)
+
+    def f(z):
+        a._rng.bit_generator.state = state
+        return a.forward(z)
+
+    np.testing.assert_allclose(dx, finite_difference(f, x, dout), **FD_TOL)
+    a.eval()
+    np.testing.assert_array_equal(a.forward(x), a.forward(x))
+    with pytest.raises(ValueError, match="x: expected shape"):
+        a.forward(x[:, :5])
