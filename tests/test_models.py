@@ -208,3 +208,50 @@ def test_autoencoder_denoising_mask(rng):
     np.testing.assert_array_equal(a.forward(x), a.forward(x))
     with pytest.raises(ValueError, match="x: expected shape"):
         a.forward(x[:, :5])
+
+
+# ---------------------------------------------------------------------------------------
+# Gradient diagnostics
+
+
+@pytest.mark.parametrize("cell", ["RNN", "GRU", "LSTM"])
+def test_hidden_gradient_norms_match_full_bptt(cell, rng):
+    from nnkern import ops
+
+    layer = getattr(nn, cell)(3, 5, seed=0, dtype=F64)
+    x = rng.standard_normal((8, 2, 3))
+    norms = nn.hidden_gradient_norms(layer, x)
+    assert norms.shape == (8,) and np.isclose(norms[-1], np.sqrt(10))
+    p = layer.params
+    args = (p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"])
+    ones = np.ones((2, 5))
+    for t in (0, 3, 6):  # ||dL/dh_t|| by one full backward over the steps after t
+        if cell == "LSTM":
+            cache = ops.lstm_forward(x, None, None, *args)[3]
+            c = ops.lstm_forward(x[t + 1:], cache.h[t + 1], cache.c[t + 1], *args)[3]
+            dh = ops.lstm_backward(None, ones, None, c)[1]
+        elif cell == "GRU":
+            cache = ops.gru_forward(x, None, *args)[2]
+            dh = ops.gru_backward(None, ones, ops.gru_forward(x[t + 1:], cache.h[t + 1], *args)[2])[1]
+        else:
+            cache = ops.rnn_forward(x, None, *args)[2]
+            dh = ops.rnn_backward(None, ones, ops.rnn_forward(x[t + 1:], cache.h[t + 1], *args)[2])[1]
+        np.testing.assert_allclose(norms[t], np.linalg.norm(dh), rtol=1e-10)
+
+
+def test_vanishing_exploding_and_clipping(rng):
+    x = rng.standard_normal((40, 4, 3))
+    small = nn.RNN(3, 16, nonlinearity="sigmoid", seed=0, dtype=F64)
+    n = nn.hidden_gradient_norms(small, x)
+    assert n[0] < 1e-6 * n[-1]  # sigmoid: vanishes
+    big = nn.RNN(3, 16, nonlinearity="relu", seed=0, dtype=F64)
+    big.weight_hh_l0[...] = np.eye(16) * 1.5
+    big.bias_ih_l0[...] = 1.0
+    n = nn.hidden_gradient_norms(big, x)
+    assert n[0] > 1e4 * n[-1]  # relu with gain 1.5: explodes
+    c = nn.hidden_gradient_norms(big, x, clip=10.0)
+    assert c.max() <= 10.0 + 1e-9
+    lstm = nn.LSTM(3, 16, seed=0, dtype=F64)
+    assert nn.hidden_gradient_norms(lstm, x)[0] > nn.hidden_gradient_norms(small, x)[0]
+    with pytest.raises(ValueError, match="layer: expected"):
+        nn.hidden_gradient_norms(nn.LSTM(3, 4, num_layers=2), x)

@@ -11,7 +11,9 @@ from .recurrent import GRU, LSTM, RNN
 from .attention import Attention
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, MAELoss, MSELoss
 from .seq2seq import Autoencoder, Seq2Seq
+from .diagnostics import hidden_gradient_norms
 
 __all__ = ["Module", "Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax", "Embedding",
            "Sequential", "RNN", "GRU", "LSTM", "Attention", "MSELoss", "MAELoss", "HuberLoss",
-           "BCEWithLogitsLoss", "CrossEntropyLoss", "Seq2Seq", "Autoencoder"]
+           "BCEWithLogitsLoss", "CrossEntropyLoss", "Seq2Seq", "Autoencoder",
+           "hidden_gradient_norms"]
