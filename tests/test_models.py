@@ -255,3 +255,79 @@ def test_vanishing_exploding_and_clipping(rng):
     assert nn.hidden_gradient_norms(lstm, x)[0] > nn.hidden_gradient_norms(small, x)[0]
     with pytest.raises(ValueError, match="layer: expected"):
         nn.hidden_gradient_norms(nn.LSTM(3, 4, num_layers=2), x)
+
+
+# ---------------------------------------------------------------------------------------
+# fit, History, flat parameters
+
+
+class _PlainSGD:
+    def __init__(self, params, lr):
+        self.params, self.lr = params, lr
+
+    def step(self, grads):
+        for p, g in zip(self.params, grads):
+            p -= self.lr * g
+
+
+class _StopAfter:
+    def __init__(self, n):
+        self.n, self.calls = n, 0
+
+    def update(self, metrics, params):
+        assert "loss" in metrics and "val_loss" in metrics and len(params) == 4
+        self.calls += 1
+        return self.calls >= self.n
+
+
+def _regression(rng):
+    X = rng.standard_normal((200, 4)).astype(np.float32)
+    Y = (X[:, :1] * 0.5 - X[:, 1:2]).astype(np.float32)
+    return X, Y
+
+
+def test_fit_trains_and_records(rng, tmp_path, capsys):
+    m = nn.Sequential(nn.Dense(4, 8, seed=0), nn.Tanh(), nn.Dense(8, 1, seed=1))
+    X, Y = _regression(rng)
+    h = nn.fit(m, nn.MSELoss(), _PlainSGD(m.parameters(), 0.05), (X, Y), val_data=(X[:50], Y[:50]),
+               epochs=15, batch_size=32, seed=0)
+    assert h.epochs == 15 and len(h["loss"]) == len(h["val_loss"]) == 15
+    assert h["loss"][-1] < 0.2 * h["loss"][0]
+    assert "epoch 15/15" in capsys.readouterr().err
+    np.testing.assert_allclose(nn.evaluate(m, nn.MSELoss(), (X[:50], Y[:50])), h["val_loss"][-1], rtol=1e-6)
+    wrote = h.plot(tmp_path / "h.png")
+    assert wrote == (tmp_path / "h.png").exists()
+
+
+def test_fit_callbacks_stop_and_bad_input(rng):
+    m = nn.Sequential(nn.Dense(4, 8, seed=0), nn.Tanh(), nn.Dense(8, 1, seed=1))
+    X, Y = _regression(rng)
+    stop = _StopAfter(3)
+    h = nn.fit(m, nn.MSELoss(), _PlainSGD(m.parameters(), 0.05), (X, Y), val_data=(X, Y), epochs=10,
+               callbacks=[stop], progress=False)
+    assert h.epochs == 3 and h.stopped_early
+    with pytest.raises(ValueError, match="same number of examples"):
+        nn.fit(m, nn.MSELoss(), _PlainSGD(m.parameters(), 0.1), (X, Y[:10]), progress=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        nn.fit(m, nn.MSELoss(), _PlainSGD(m.parameters(), 0.1), (X, Y), batch_size=0)
+    with pytest.raises(FloatingPointError, match="loss: nan"):
+        Xn = X.copy()
+        Xn[0] = np.nan
+        nn.fit(m, nn.MSELoss(), _PlainSGD(m.parameters(), 0.1), (Xn, Y), batch_size=500, progress=False)
+
+
+def test_flatten_parameters_keeps_values_and_training(rng):
+    m = nn.LSTM(3, 4, num_layers=2, seed=0)
+    before = m.state_dict()
+    m.flatten_parameters()
+    ps = m.parameters()
+    base = ps[0].base
+    assert base is not None and all(p.base is base for p in ps)
+    assert all(g.base is m.gradients()[0].base for g in m.gradients())
+    for k, v in m.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+    x = rng.standard_normal((5, 2, 3)).astype(np.float32)
+    out, _ = m.forward(x)
+    m.zero_grad()
+    m.backward(np.ones_like(out))
+    assert all(np.any(g != 0) for g in m.gradients())

@@ -12,8 +12,9 @@ from .attention import Attention
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, MAELoss, MSELoss
 from .seq2seq import Autoencoder, Seq2Seq
 from .diagnostics import hidden_gradient_norms
+from .training import History, evaluate, fit
 
 __all__ = ["Module", "Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax", "Embedding",
            "Sequential", "RNN", "GRU", "LSTM", "Attention", "MSELoss", "MAELoss", "HuberLoss",
            "BCEWithLogitsLoss", "CrossEntropyLoss", "Seq2Seq", "Autoencoder",
-           "hidden_gradient_norms"]
+           "hidden_gradient_norms", "fit", "evaluate", "History"]

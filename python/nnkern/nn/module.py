@@ -89,6 +89,27 @@ class Module:
     def grads(self) -> dict:
         return dict(self.named_grads())
 
+    def flatten_parameters(self) -> Module:
+        """Move every parameter (and its gradient) into one contiguous buffer, the arrays
+        becoming views of it in :meth:`parameters` order, values unchanged. An nnkern.optim
+        optimizer over such parameters updates them all in one pass over one range. Call it
+        before building the optimizer (it replaces the arrays the optimizer would hold)."""
+        for store in ("_params", "_grads"):
+            items = [(m, name, a) for _, m in self.named_modules() for name, a in getattr(m, store).items()]
+            if not items:
+                continue
+            dtypes = {a.dtype for _, _, a in items}
+            if len(dtypes) != 1:
+                raise TypeError(f"parameters: mixed dtypes {sorted(map(str, dtypes))} cannot share one buffer")
+            buf = np.empty(sum(a.size for _, _, a in items), dtype=dtypes.pop())
+            off = 0
+            for m, name, a in items:
+                view = buf[off:off + a.size].reshape(a.shape)
+                view[...] = a
+                getattr(m, store)[name] = view
+                off += a.size
+        return self
+
     def zero_grad(self) -> None:
         for _, g in self.named_grads():
             g[...] = 0
