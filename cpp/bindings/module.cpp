@@ -9,6 +9,7 @@ void bind_activations(py::module_& m);
 void bind_losses(py::module_& m);
 void bind_dense(py::module_& m);
 void bind_recurrent(py::module_& m);
+void bind_attention(py::module_& m);
 void bind_word2vec(py::module_& m);
 void bind_glove(py::module_& m);
 }  // namespace nnkern::bind
@@ -41,6 +42,7 @@ PYBIND11_MODULE(_core, m) {
   bind_losses(m);
   bind_dense(m);
   bind_recurrent(m);
+  bind_attention(m);
   bind_word2vec(m);
   bind_glove(m);
 }

@@ -13,9 +13,11 @@ from .losses import *  # noqa: F401,F403
 from .losses import __all__ as _loss
 from .recurrent import *  # noqa: F401,F403
 from .recurrent import __all__ as _rec
+from .attention import *  # noqa: F401,F403
+from .attention import __all__ as _attn
 from .word2vec import *  # noqa: F401,F403
 from .word2vec import __all__ as _w2v
 from .glove import *  # noqa: F401,F403
 from .glove import __all__ as _glove
 
-__all__ = [*_act, *_loss, *_dense, *_rec, *_w2v, *_glove]
+__all__ = [*_act, *_loss, *_dense, *_rec, *_attn, *_w2v, *_glove]
