@@ -472,3 +472,16 @@ def test_hs_skips_saturated_nodes_like_the_twin(rng, dtype):
     assert_close(s0_o, s0_r, dtype)
     assert_close(s1_o, s1_r, dtype)
     np.testing.assert_allclose(l_o, l_r, rtol=1e-5)
+
+
+def test_progress_bar_with_tqdm(capsys):
+    pytest.importorskip("tqdm")
+    m = nnkern.Word2Vec(vector_size=8, min_count=1, epochs=2)
+    c = topic_corpus(200)
+    m.build_vocab(c)
+    capsys.readouterr()
+    m.train(c, progress=False)
+    assert "Word2Vec" not in capsys.readouterr().err
+    m.train(c, progress=True)
+    err = capsys.readouterr().err
+    assert "Word2Vec" in err and "loss=" in err

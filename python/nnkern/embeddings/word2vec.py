@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 
@@ -192,7 +193,7 @@ class Word2Vec:
 
     def train(self, corpus_iterable=None, corpus_file=None, total_examples=None, total_words=None,
               epochs=None, start_alpha=None, end_alpha=None, word_count=0, queue_factor=2,
-              report_delay=1.0, compute_loss=None, callbacks=None):
+              report_delay=1.0, compute_loss=None, callbacks=None, progress=None):
         """Train over the corpus for `epochs` passes (default: the model's epochs).
 
         The learning rate falls linearly from start_alpha (alpha) to end_alpha (min_alpha)
@@ -200,10 +201,15 @@ class Word2Vec:
         corpus is (for the schedule); when neither is given the last scanned corpus's size is
         used. total_words counts raw tokens, like gensim's. word_count is accepted for gensim
         compatibility and ignored; queue_factor * workers jobs are queued ahead.
+
+        Progress (words/s, alpha, each epoch's loss) goes to the logger every report_delay
+        seconds, and to a tqdm bar when progress=True, or by default when tqdm is installed
+        and stderr is a terminal.
         """
         if len(self.wv) == 0:
             raise RuntimeError("train: the model has no vocabulary; call build_vocab() first")
         _corpus.check_source(corpus_iterable, corpus_file, "corpus_iterable")
+        show_bar = progress
         epochs = self.epochs if epochs is None else _check_int(epochs, "epochs", 0)
         a0 = self.alpha if start_alpha is None else _check_real(start_alpha, "start_alpha", 0.0)
         a1 = self.min_alpha if end_alpha is None else _check_real(end_alpha, "end_alpha", 0.0)
@@ -261,6 +267,7 @@ class Word2Vec:
         self.running_training_loss = 0.0
         t_start = time.perf_counter()
         trained_words = 0
+        bar = _progress_bar(show_bar, total)
         try:
             for e in range(epochs):
                 ep = self.epochs_trained
@@ -283,6 +290,8 @@ class Word2Vec:
                         logger.info("EPOCH %d - PROGRESS: at %.2f%% words, %.0f words/s, alpha %.5f",
                                     ep, 100.0 * w / max(per_epoch, 1), w / (now - t_ep), al0)
                         next_report = now + report_delay
+                        if bar is not None:
+                            bar.update(progress["words"] - bar.n)
                 jobs_q.join()  # epoch barrier: the epoch's loss is complete
                 if errors:
                     raise errors[0]
@@ -297,9 +306,14 @@ class Word2Vec:
                 self.epochs_trained += 1
                 logger.info("EPOCH %d: %d words in %.2fs, %.0f words/s, loss %.6g%s", ep, w, dt,
                             w / max(dt, 1e-9), loss, "" if self.compute_loss else " (not computed)")
+                if bar is not None:
+                    bar.update(progress["words"] - bar.n)
+                    bar.set_postfix(epoch=ep, loss=f"{loss:.4g}", words_per_s=f"{w / max(dt, 1e-9):.0f}")
                 for cb in callbacks:
                     cb(self)
         finally:
+            if bar is not None:
+                bar.close()
             for _ in threads:
                 jobs_q.put(None)
             for th in threads:
@@ -362,6 +376,19 @@ class Word2Vec:
         return (f"Word2Vec<vocab={len(self.wv)}, vector_size={self.vector_size}, "
                 f"{'sg' if self.sg else 'cbow'}, {'hs' if self.hs else ''}"
                 f"{'+' if self.hs and self.negative else ''}{'ns' if self.negative else ''}>")
+
+
+def _progress_bar(progress, total):
+    """A tqdm bar over `total` words, or None (then progress goes to the logger only)."""
+    if progress is False:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    if progress is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        return None
+    return tqdm(total=total, unit="word", unit_scale=True, desc="Word2Vec")
 
 
 def _encode_keys(keys):
