@@ -27,7 +27,9 @@ void dropout_forward(const T* x, T* y, std::uint8_t* mask, index_t n, double p, 
   const bool all = p == 0;
   const std::uint32_t thr = all ? 0 : std::uint32_t(std::floor((1.0 - p) * 4294967296.0));
   // parallel_chunks hands out chunks of a multiple of 16 elements: pairs never straddle two.
-  parallel_chunks(n, [&](index_t b, index_t e) {
+  parallel_chunks(n, [&, key, scale, all, thr](index_t b, index_t e) {
+    const T sc = scale;
+    const std::uint32_t t32 = thr;
     alignas(64) std::uint64_t z[kPairs];
     for (index_t s = b; s < e; s += 2 * kPairs) {
       const index_t m = std::min(2 * kPairs, e - s);
@@ -38,11 +40,15 @@ void dropout_forward(const T* x, T* y, std::uint8_t* mask, index_t n, double p, 
       const T* __restrict xs = x + s;
       T* __restrict ys = y + s;
       std::uint8_t* __restrict ms = mask + s;
+      if (all) {
+        for (index_t i = 0; i < m; ++i) ms[i] = 1, ys[i] = xs[i] * sc;
+        continue;
+      }
 #pragma omp simd
       for (index_t i = 0; i < m; ++i) {
-        const bool keep = all || u[i] < thr;
+        const std::uint32_t keep = u[i] < t32 ? 1u : 0u;  // 32-bit lanes vectorize with the floats
         ms[i] = std::uint8_t(keep);
-        ys[i] = keep ? xs[i] * scale : T(0);
+        ys[i] = keep ? xs[i] * sc : T(0);
       }
     }
   });
@@ -51,12 +57,15 @@ void dropout_forward(const T* x, T* y, std::uint8_t* mask, index_t n, double p, 
 template <class T>
 void dropout_backward(const T* dy, const std::uint8_t* mask, T* dx, index_t n, double p) {
   const T scale = T(1.0 / (1.0 - p));
-  parallel_chunks(n, [&](index_t b, index_t e) {
+  parallel_chunks(n, [dy, mask, dx, scale](index_t b, index_t e) {
     const T* __restrict g = dy;
     const std::uint8_t* __restrict ms = mask;
     T* __restrict d = dx;
 #pragma omp simd
-    for (index_t i = b; i < e; ++i) d[i] = ms[i] ? g[i] * scale : T(0);
+    for (index_t i = b; i < e; ++i) {
+      const std::uint32_t keep = ms[i];
+      d[i] = keep ? g[i] * scale : T(0);
+    }
   });
 }
 
