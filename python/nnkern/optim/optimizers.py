@@ -182,6 +182,10 @@ class Optimizer:
             i = int(i)
             if not 0 <= i < len(self.params):
                 raise ValueError(f"state_dict: state for parameter {i} of {len(self.params)}")
+            extra = sorted(set(s) - set(self._state_names) - {"step"})
+            if extra:
+                raise ValueError(f"state_dict: state[{i}] holds {extra}, which this optimizer does not keep "
+                                 "(it was made with other options)")
             for name in self._state_names:
                 if name not in s:
                     raise ValueError(f"state_dict: state[{i}] lacks {name!r}")

@@ -357,8 +357,9 @@ def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
         total = sum(float(np.sum(np.abs(g.astype(np.float64)) ** p)) for g in grads) ** (1 / p)
     coef = _clip_coef(total, max_norm, p, error_if_nonfinite)
     if not coef >= 1.0:
-        for g in grads:
-            g *= g.dtype.type(coef)
+        with np.errstate(invalid="ignore"):  # inf * 0 = NaN, as in torch
+            for g in grads:
+                g *= g.dtype.type(coef)
     return _result(total, grads)
 
 
