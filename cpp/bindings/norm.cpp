@@ -7,25 +7,6 @@
 
 namespace nnkern::bind {
 
-namespace {
-
-template <class T>
-const T* optional_in(const py::object& o, const char* name, index_t size) {
-  if (o.is_none()) return nullptr;
-  if (!py::isinstance<py::array>(o)) throw py::type_error(std::string(name) + ": expected a numpy.ndarray or None");
-  return in<T>(py::reinterpret_borrow<py::array>(o), name, size);
-}
-
-template <class T>
-T* optional_out(const py::object& o, const char* name, index_t size) {
-  if (o.is_none()) return nullptr;
-  if (!py::isinstance<py::array>(o)) throw py::type_error(std::string(name) + ": expected a numpy.ndarray or None");
-  auto a = py::reinterpret_borrow<py::array>(o);
-  return out<T>(a, name, size);
-}
-
-}  // namespace
-
 void bind_norm(py::module_& m) {
   m.def(
       "batchnorm_forward",

@@ -197,28 +197,22 @@ void bind_optim(py::module_& m) {
         return py::make_tuple(r.array, r.index);
       },
       py::arg("arrays"));
-  m.def(
-      "scale_arrays",
-      [](const py::list& xs, double s) {
-        dispatch_list(xs, [&](auto tag) {
-          using T = decltype(tag);
-          auto [ps, ns] = pointers<T, true>(xs, "grads");
-          py::gil_scoped_release nogil;
-          scale_arrays<T>(ps, ns, T(s));
-        });
-      },
-      py::arg("arrays"), py::arg("scale"));
-  m.def(
-      "clip_arrays",
-      [](const py::list& xs, double c) {
-        dispatch_list(xs, [&](auto tag) {
-          using T = decltype(tag);
-          auto [ps, ns] = pointers<T, true>(xs, "grads");
-          py::gil_scoped_release nogil;
-          clip_arrays<T>(ps, ns, T(c));
-        });
-      },
-      py::arg("arrays"), py::arg("clip_value"));
+  // in place on a list of arrays: x *= scale, and x = clamp(x, -clip_value, clip_value)
+  auto def_map = [&m](const char* name, const char* arg, auto kernel) {
+    m.def(
+        name,
+        [kernel](const py::list& xs, double a) {
+          dispatch_list(xs, [&](auto tag) {
+            using T = decltype(tag);
+            auto [ps, ns] = pointers<T, true>(xs, "grads");
+            py::gil_scoped_release nogil;
+            kernel(ps, ns, T(a));
+          });
+        },
+        py::arg("arrays"), py::arg(arg));
+  };
+  def_map("scale_arrays", "scale", [](const auto& ps, const auto& ns, auto a) { scale_arrays(ps, ns, a); });
+  def_map("clip_arrays", "clip_value", [](const auto& ps, const auto& ns, auto a) { clip_arrays(ps, ns, a); });
   // W viewed as (outer, K, inner)
   m.def(
       "max_norm_constraint",

@@ -289,25 +289,28 @@ FlatIndex first_nonfinite(const std::vector<const T*>& xs, const std::vector<ind
   return {};
 }
 
-template <class T>
-void scale_arrays(const std::vector<T*>& xs, const std::vector<index_t>& ns, T s) {
+namespace {
+// x[i] = f(x[i]) over every array, one parallel pass.
+template <class T, class F>
+void map_arrays(const std::vector<T*>& xs, const std::vector<index_t>& ns, F f) {
   std::vector<Segment<T>> segs(xs.size());
   for (size_t k = 0; k < xs.size(); ++k) segs[k].p = xs[k], segs[k].n = ns[k];
-  for_each_chunk(segs, [s](const Segment<T>& g, index_t lo, index_t hi) {
+  for_each_chunk(segs, [f](const Segment<T>& g, index_t lo, index_t hi) {
     T* __restrict x = g.p;
-    for (index_t i = lo; i < hi; ++i) x[i] *= s;
+    for (index_t i = lo; i < hi; ++i) x[i] = f(x[i]);
   });
+}
+}  // namespace
+
+template <class T>
+void scale_arrays(const std::vector<T*>& xs, const std::vector<index_t>& ns, T s) {
+  map_arrays(xs, ns, [s](T x) { return x * s; });
 }
 
 template <class T>
 void clip_arrays(const std::vector<T*>& xs, const std::vector<index_t>& ns, T c) {
-  std::vector<Segment<T>> segs(xs.size());
-  for (size_t k = 0; k < xs.size(); ++k) segs[k].p = xs[k], segs[k].n = ns[k];
-  for_each_chunk(segs, [c](const Segment<T>& g, index_t lo, index_t hi) {
-    T* __restrict x = g.p;
-    // written with comparisons that are false for NaN, so NaN passes through
-    for (index_t i = lo; i < hi; ++i) x[i] = x[i] > c ? c : (x[i] < -c ? -c : x[i]);
-  });
+  // comparisons that are false for NaN, so NaN passes through
+  map_arrays(xs, ns, [c](T x) { return x > c ? c : (x < -c ? -c : x); });
 }
 
 template <class T>

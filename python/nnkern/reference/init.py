@@ -88,22 +88,23 @@ def _normal(rng, shape, std, dtype):
     return (rng.standard_normal(size=shape) * std).astype(dtype)
 
 
-def xavier_uniform(shape, seed, gain=1.0, dtype=np.float32):
-    """Glorot & Bengio (2010): U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out))."""
+def _xavier(shape, seed, gain, dtype, uniform):
     shape, dtype = _shape(shape, 2), _dtype(dtype)
     gain = v.real_scalar(gain, "gain", min_value=0.0)
     fan_in, fan_out = _fans(shape)
-    bound = gain * math.sqrt(6.0 / max(1, fan_in + fan_out))
-    return _uniform(_rng(seed), shape, bound, dtype)
+    if uniform:
+        return _uniform(_rng(seed), shape, gain * math.sqrt(6.0 / max(1, fan_in + fan_out)), dtype)
+    return _normal(_rng(seed), shape, gain * math.sqrt(2.0 / max(1, fan_in + fan_out)), dtype)
+
+
+def xavier_uniform(shape, seed, gain=1.0, dtype=np.float32):
+    """Glorot & Bengio (2010): U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out))."""
+    return _xavier(shape, seed, gain, dtype, uniform=True)
 
 
 def xavier_normal(shape, seed, gain=1.0, dtype=np.float32):
     """Glorot & Bengio (2010): N(0, std^2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
-    shape, dtype = _shape(shape, 2), _dtype(dtype)
-    gain = v.real_scalar(gain, "gain", min_value=0.0)
-    fan_in, fan_out = _fans(shape)
-    std = gain * math.sqrt(2.0 / max(1, fan_in + fan_out))
-    return _normal(_rng(seed), shape, std, dtype)
+    return _xavier(shape, seed, gain, dtype, uniform=False)
 
 
 def he_uniform(shape, seed, mode="fan_in", nonlinearity="relu", a=0.0, dtype=np.float32):
