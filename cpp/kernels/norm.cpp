@@ -2,49 +2,68 @@
 
 #include <algorithm>
 #include <cmath>
-#include <utility>
 #include <vector>
 
 namespace nnkern {
 
 namespace {
 
-// s0[c], s1[c] = sums over n, l of f(i, c) -> (a, b), i = (n C + c) L + l the flat index.
-// Rows are summed in fixed blocks of R rows (enough work per block to share out), each block
-// into its own partial sums, combined in block order: the same bits for any thread count.
-template <class F>
-void channel_sums(index_t N, index_t C, index_t L, double* s0, double* s1, F f) {
-  const index_t row = std::max<index_t>(1, C * L);
-  const index_t R = std::max<index_t>(1, kParallelGrain / row);
-  const index_t nb = (N + R - 1) / R;
+// sum of f(x[i]) over n values in double, eight independent accumulators (vectorizes without
+// reassociation)
+template <class T, class F>
+double block_sum(const T* x, index_t n, F f) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  index_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += f(double(x[i + j]));
+  for (; i < n; ++i) acc[0] += f(double(x[i]));
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+// Rows are summed in fixed blocks of R rows, each block into its own partial sums, combined
+// in block order: the same bits for any thread count. A block holds about kBlockElems values
+// (it stays in L2 for channel_moments' second sweep) and the blocks are few, so combining the
+// partial sums is cheap.
+constexpr index_t kBlockElems = index_t(1) << 17;
+
+inline index_t block_rows(index_t N, index_t C, index_t L) {
+  return std::max<index_t>(1, std::min(N, kBlockElems / std::max<index_t>(1, C * L)));
+}
+
+// sdy[c] = sum dy, sdyx[c] = sum dy (x - mean[c]) over n and l.
+template <class T>
+void backward_sums(const T* dy, const T* x, const T* mean, index_t N, index_t C, index_t L,
+                   double* sdy, double* sdyx) {
+  const index_t R = block_rows(N, C, L), nb = (N + R - 1) / R;
   std::vector<double> part(size_t(nb) * 2 * C, 0.0);
-  parallel_rows(nb, N * row, [&](index_t b) {
+  parallel_rows(nb, N * C * L, [&](index_t b) {
     double* __restrict p0 = part.data() + b * 2 * C;
     double* __restrict p1 = p0 + C;
     const index_t n1 = std::min(N, (b + 1) * R);
     for (index_t n = b * R; n < n1; ++n) {
       if (L == 1) {
-        const index_t base = n * C;
+        const T* __restrict g = dy + n * C;
+        const T* __restrict xr = x + n * C;
         for (index_t c = 0; c < C; ++c) {
-          const auto [a, bb] = f(base + c, c);
-          p0[c] += a;
-          p1[c] += bb;
+          const double gc = g[c];
+          p0[c] += gc;
+          p1[c] += gc * double(xr[c] - mean[c]);
         }
       } else {
         for (index_t c = 0; c < C; ++c) {
-          const index_t base = (n * C + c) * L;
+          const T* g = dy + (n * C + c) * L;
+          const T* xr = x + (n * C + c) * L;
+          const T mc = mean[c];
           double a0[4] = {0, 0, 0, 0}, a1[4] = {0, 0, 0, 0};
           index_t l = 0;
           for (; l + 4 <= L; l += 4)
             for (int j = 0; j < 4; ++j) {
-              const auto [a, bb] = f(base + l + j, c);
-              a0[j] += a;
-              a1[j] += bb;
+              a0[j] += double(g[l + j]);
+              a1[j] += double(g[l + j]) * double(xr[l + j] - mc);
             }
           for (; l < L; ++l) {
-            const auto [a, bb] = f(base + l, c);
-            a0[0] += a;
-            a1[0] += bb;
+            a0[0] += double(g[l]);
+            a1[0] += double(g[l]) * double(xr[l] - mc);
           }
           p0[c] += (a0[0] + a0[2]) + (a0[1] + a0[3]);
           p1[c] += (a1[0] + a1[2]) + (a1[1] + a1[3]);
@@ -52,13 +71,68 @@ void channel_sums(index_t N, index_t C, index_t L, double* s0, double* s1, F f) 
       }
     }
   });
-  std::fill(s0, s0 + C, 0.0);
-  std::fill(s1, s1 + C, 0.0);
+  std::fill(sdy, sdy + C, 0.0);
+  std::fill(sdyx, sdyx + C, 0.0);
   for (index_t b = 0; b < nb; ++b)
     for (index_t c = 0; c < C; ++c) {
-      s0[c] += part[b * 2 * C + c];
-      s1[c] += part[b * 2 * C + C + c];
+      sdy[c] += part[b * 2 * C + c];
+      sdyx[c] += part[b * 2 * C + C + c];
     }
+}
+
+// Per-channel mean and biased variance of x (N, C, L) in ONE pass over memory, robust to any
+// offset: each block of R rows (sized to stay in L2) is read once from memory for its sums,
+// then again from cache for its squared deviations from its own mean; the blocks are merged
+// with Chan et al.'s formula M2 = sum_b M2_b + n_b (mean_b - mean)^2, in block order.
+template <class T>
+void channel_moments(const T* x, index_t N, index_t C, index_t L, double* mean, double* var) {
+  const index_t R = block_rows(N, C, L), nb = (N + R - 1) / R;
+  std::vector<double> part(size_t(nb) * 2 * C, 0.0);
+  parallel_rows(nb, N * C * L, [&](index_t b) {
+    double* __restrict s = part.data() + b * 2 * C;  // block sums, then block means
+    double* __restrict m2 = s + C;
+    const index_t n0 = b * R, n1 = std::min(N, (b + 1) * R);
+    const double inv = 1.0 / double((n1 - n0) * L);
+    if (L == 1) {
+      for (index_t n = n0; n < n1; ++n)
+        for (index_t c = 0; c < C; ++c) s[c] += double(x[n * C + c]);
+      for (index_t c = 0; c < C; ++c) s[c] *= inv;
+      for (index_t n = n0; n < n1; ++n)
+        for (index_t c = 0; c < C; ++c) {
+          const double d = double(x[n * C + c]) - s[c];
+          m2[c] += d * d;
+        }
+      return;
+    }
+    for (index_t n = n0; n < n1; ++n)
+      for (index_t c = 0; c < C; ++c) {
+        const T* xr = x + (n * C + c) * L;
+        s[c] += block_sum(xr, L, [](double a) { return a; });
+      }
+    for (index_t c = 0; c < C; ++c) s[c] *= inv;
+    for (index_t n = n0; n < n1; ++n)
+      for (index_t c = 0; c < C; ++c) {
+        const T* xr = x + (n * C + c) * L;
+        const double mc = s[c];
+        m2[c] += block_sum(xr, L, [mc](double a) { return (a - mc) * (a - mc); });
+      }
+  });
+  const double K = double(N) * double(L);
+  std::fill(mean, mean + C, 0.0);
+  std::fill(var, var + C, 0.0);
+  for (index_t b = 0; b < nb; ++b) {
+    const double nbk = double((std::min(N, (b + 1) * R) - b * R) * L);
+    for (index_t c = 0; c < C; ++c) mean[c] += part[b * 2 * C + c] * nbk;
+  }
+  for (index_t c = 0; c < C; ++c) mean[c] /= K;
+  for (index_t b = 0; b < nb; ++b) {
+    const double nbk = double((std::min(N, (b + 1) * R) - b * R) * L);
+    for (index_t c = 0; c < C; ++c) {
+      const double d = part[b * 2 * C + c] - mean[c];
+      var[c] += part[b * 2 * C + C + c] + nbk * d * d;
+    }
+  }
+  for (index_t c = 0; c < C; ++c) var[c] /= K;
 }
 
 // out[i] = f(i, c) for every element, rows n shared out over the threads.
@@ -87,17 +161,9 @@ void batchnorm_forward(const T* x, const T* gamma, const T* beta, T* running_mea
                        T* y, T* save_mean, T* save_invstd, index_t N, index_t C, index_t L,
                        bool batch_stats, bool update_running, double momentum, double eps) {
   const double K = double(N) * double(L);
-  std::vector<double> mean(C), var(C), unused(C);
+  std::vector<double> mean(C), var(C);
   if (batch_stats) {
-    // two passes (mean, then squared deviations): no cancellation whatever the offset
-    channel_sums(N, C, L, mean.data(), unused.data(),
-                 [&](index_t i, index_t) { return std::pair<double, double>(double(x[i]), 0.0); });
-    for (index_t c = 0; c < C; ++c) mean[c] /= K;
-    channel_sums(N, C, L, var.data(), unused.data(), [&](index_t i, index_t c) {
-      const double d = double(x[i]) - mean[c];
-      return std::pair<double, double>(d * d, 0.0);
-    });
-    for (index_t c = 0; c < C; ++c) var[c] /= K;
+    channel_moments(x, N, C, L, mean.data(), var.data());
     if (update_running) {
       const double unbias = K / (K - 1);
       for (index_t c = 0; c < C; ++c) {
@@ -128,11 +194,7 @@ void batchnorm_backward(const T* dy, const T* x, const T* mean, const T* invstd,
                         T* dx, T* dgamma, T* dbeta, index_t N, index_t C, index_t L, bool batch_stats) {
   const double K = double(N) * double(L);
   std::vector<double> sdy(C), sdyx(C);
-  std::vector<double> m(mean, mean + C);
-  channel_sums(N, C, L, sdy.data(), sdyx.data(), [&](index_t i, index_t c) {
-    const double g = dy[i];
-    return std::pair<double, double>(g, g * (double(x[i]) - m[c]));
-  });
+  backward_sums(dy, x, mean, N, C, L, sdy.data(), sdyx.data());
   // dx = dy * A + (x - mean) * B + D
   std::vector<T> A(C), B(C), D(C);
   for (index_t c = 0; c < C; ++c) {
