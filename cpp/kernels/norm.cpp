@@ -4,21 +4,11 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/reduce.hpp"
+
 namespace nnkern {
 
 namespace {
-
-// sum of f(x[i]) over n values in double, eight independent accumulators (vectorizes without
-// reassociation)
-template <class T, class F>
-double block_sum(const T* x, index_t n, F f) {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  index_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += f(double(x[i + j]));
-  for (; i < n; ++i) acc[0] += f(double(x[i]));
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
 
 // Rows are summed in fixed blocks of R rows, each block into its own partial sums, combined
 // in block order: the same bits for any thread count. A block holds about kBlockElems values

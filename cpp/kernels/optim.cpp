@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/reduce.hpp"
+
 namespace nnkern {
 
 namespace {
@@ -155,18 +157,6 @@ inline index_t total_of(const std::vector<index_t>& ns) {
   index_t t = 0;
   for (index_t n : ns) t += n;
   return t;
-}
-
-// Block-wise sums of f(x) in double with eight independent accumulators (vectorizes without
-// reassociating anything).
-template <class T, class F>
-double block_sum(const T* x, index_t n, F f) {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  index_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += f(double(x[i + j]));
-  for (; i < n; ++i) acc[0] += f(double(x[i]));
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
 template <class T>
