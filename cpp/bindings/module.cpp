@@ -9,6 +9,7 @@ void bind_activations(py::module_& m);
 void bind_losses(py::module_& m);
 void bind_dense(py::module_& m);
 void bind_recurrent(py::module_& m);
+void bind_attention(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_norm(py::module_& m);
 void bind_dropout(py::module_& m);
@@ -42,6 +43,7 @@ PYBIND11_MODULE(_core, m) {
   bind_losses(m);
   bind_dense(m);
   bind_recurrent(m);
+  bind_attention(m);
   bind_optim(m);
   bind_norm(m);
   bind_dropout(m);

@@ -561,10 +561,18 @@ struct Schedule {
 inline int num_gates(Cell cell) { return cell == Cell::lstm ? 4 : cell == Cell::gru ? 3 : 1; }
 
 // Threads for a loop whose step costs `work` multiply-adds: all of them when worth it.
-inline int team_size(index_t work, index_t max_useful) {
+inline int team_size(index_t work, index_t max_useful, index_t min_work = index_t(1) << 16) {
   const int nt = get_num_threads();
-  if (nt <= 1 || work < (index_t(1) << 16)) return 1;
+  if (nt <= 1 || work < min_work) return 1;
   return int(std::max<index_t>(1, std::min<index_t>(nt, max_useful)));
+}
+
+// The same for a time loop with a barrier per step: a step below ~0.5M multiply-adds takes a
+// few microseconds on one thread, about what the barrier costs, and a barrier can wait a
+// whole scheduler time slice when another process holds the other core (measured: a batch of
+// one, H = 128, ran 40x slower on two threads of a loaded machine than on one).
+inline int step_team_size(index_t step_work, index_t max_useful) {
+  return team_size(step_work, max_useful, index_t(1) << 19);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1063,7 +1071,7 @@ void recurrent_forward(Cell cell, Nonlinearity act, RecurrentDims d, const T* x,
 
     constexpr int L = Vec<T>::L;
     const index_t nvec = (H + L - 1) / L;
-    const int nt = team_size(B * GH * (I + H), nvec);
+    const int nt = step_team_size(B * GH * (I + H), nvec);
     Scratch<T> panels(kPanels, nvec * (I + H) * G * L);
     const int width = cell == Cell::rnn ? kMaxNV : 4;
     Scratch<T> cbufs(kCbuf, index_t(nt) * B * width * L);
@@ -1144,7 +1152,7 @@ void recurrent_backward(Cell cell, Nonlinearity act, RecurrentDims d, const T* d
 
   constexpr int L = Vec<T>::L;
   const index_t nvh = (H + L - 1) / L, nvx = (I + L - 1) / L;
-  const int nt = team_size(B * GH * (H + I), nvh + nvx);
+  const int nt = step_team_size(B * GH * (H + I), nvh + nvx);
   Scratch<T> panels(kPanels, (nvh + nvx) * GH * L);
   const int W = kMaxNV * L;
   Scratch<T> cbufs(kCbuf, index_t(nt) * B * W);

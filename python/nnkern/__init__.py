@@ -3,6 +3,7 @@ each with a readable NumPy twin.
 
     nnkern.ops        the fast kernels (C++)
     nnkern.reference  the NumPy twins, same names and signatures: the definition of correct
+    nnkern.nn         layers (Dense, LSTM, ...) with explicit forward and backward, torch's state-dict keys
     nnkern.bench      ``python -m nnkern.bench``: kernels timed against NumPy and PyTorch
 """
 
@@ -16,7 +17,7 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
         "`pip install .` from a source checkout (needs a C++17 compiler and libeigen3-dev)"
     ) from exc
 
-from . import ops, reference
+from . import nn, ops, reference
 
 __version__ = _core.build_info()["version"]
 
@@ -41,4 +42,4 @@ def build_info() -> dict:
     return dict(_core.build_info())
 
 
-__all__ = ["ops", "reference", "set_num_threads", "get_num_threads", "build_info", "__version__"]
+__all__ = ["ops", "reference", "nn", "set_num_threads", "get_num_threads", "build_info", "__version__"]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RecurrentCache", "step_times", "NUM_GATES"]
+__all__ = ["RecurrentCache", "AttentionCache", "step_times", "NUM_GATES"]
 
 # G: gates stacked in W_ih (G*H, I), W_hh (G*H, H), b_ih, b_hh (G*H,), PyTorch's order.
 NUM_GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # LSTM i,f,g,o   GRU r,z,n   RNN one
@@ -143,3 +143,47 @@ class RecurrentCache:
             f"RecurrentCache(kind={self.kind!r}{extra}, reverse={self.reverse}, "
             f"T={self.T}, B={self.B}, I={self.I}, H={self.H}, dtype={self.dtype}, lengths={lengths})"
         )
+
+
+@dataclass(eq=False, repr=False)
+class AttentionCache:
+    """What an attention forward saves for its backward (shared by nnkern.ops and
+    nnkern.reference, so either backward takes either forward's cache).
+
+    Letters: B batch, Tq queries, Tk keys, D (Dq, Dk) features, Dv value features, A the
+    additive attention's hidden size.
+
+    kind : str
+        "sdpa" (scaled dot-product) or "additive".
+    q, k, v : ndarray (B, Tq, D), (B, Tk, D), (B, Tk, Dv)
+        The inputs (references to the caller's arrays when they were already C-contiguous:
+        do not modify them in place before the backward).
+    mask : bool ndarray (B, Tq, Tk) or (B, Tk), or None
+        True where a query may attend.
+    scale : float
+        The factor on q k^T ("sdpa"; 1.0 for "additive").
+    weights : ndarray (B, Tq, Tk)
+        The attention weights P (softmax of the scores; zero where masked, and zero rows for
+        queries with nothing to attend to).
+    W_q, W_k, w_v : ndarray (A, Dq), (A, Dk), (A,), or None
+        The additive attention's parameters (references); None for "sdpa".
+    hidden : ndarray (B, Tq, Tk, A), or None
+        The additive attention's tanh(W_q q_i + W_k k_j); None for "sdpa".
+    """
+
+    kind: str
+    q: np.ndarray
+    k: np.ndarray
+    v: np.ndarray
+    mask: np.ndarray | None
+    scale: float
+    weights: np.ndarray
+    W_q: np.ndarray | None = None
+    W_k: np.ndarray | None = None
+    w_v: np.ndarray | None = None
+    hidden: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        B, Tq, _ = self.q.shape
+        return (f"AttentionCache(kind={self.kind!r}, B={B}, Tq={Tq}, Tk={self.k.shape[1]}, "
+                f"masked={self.mask is not None}, dtype={self.q.dtype})")

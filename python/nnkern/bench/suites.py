@@ -637,6 +637,47 @@ def _memcpy(alloc):
     return {"numpy": nf, "torch": tf}
 
 
+
+# --------------------------------------------------------------------------------------------
+# attention
+
+
+def _sdpa(B, T, D, backward):
+    q, k, v, dout = (_randn((B, T, D), i) for i in (1, 2, 3, 4))
+    t = torch_module()
+
+    def nk():
+        out, cache = ops.scaled_dot_product_attention(q, k, v)
+        return (out, *ops.scaled_dot_product_attention_backward(dout, cache)) if backward else out
+
+    def tw():
+        out, cache = ref.scaled_dot_product_attention(q, k, v)
+        return (out, *ref.scaled_dot_product_attention_backward(dout, cache)) if backward else out
+
+    tf = None
+    if t is not None:
+        qt, kt, vt = (t.from_numpy(a).requires_grad_(backward) for a in (q, k, v))
+        dt = t.from_numpy(dout)
+        sdpa = t.nn.functional.scaled_dot_product_attention
+
+        def tf():
+            if not backward:
+                with t.no_grad():
+                    return sdpa(qt, kt, vt)
+            qt.grad = kt.grad = vt.grad = None
+            out = sdpa(qt, kt, vt)
+            out.backward(dt)
+            return out, qt.grad, kt.grad, vt.grad
+
+    return {"nnkern": nk, "numpy": tw, "torch": tf,
+            "notes": "no mask; torch: F.scaled_dot_product_attention" + ("(...).backward()" if backward else "")}
+
+
+_B, _T, _D = 32, 128, 64
+register("sdpa/fwd", f"B={_B} T={_T} D={_D}", flops=4 * _B * _T * _T * _D)(partial(_sdpa, _B, _T, _D, False))
+register("sdpa/fwd+bwd", f"B={_B} T={_T} D={_D}", flops=12 * _B * _T * _T * _D)(partial(_sdpa, _B, _T, _D, True))
+del _B, _T, _D
+
 for _M in (1024, 512):
     register("numpy matmul", f"{_M}x1024 @ 1024x1024", flops=2 * _M * 1024 * 1024, reference=True,
              notes="float32 np.matmul; torch column: torch.matmul")(partial(_matmul, _M, 1024, 1024))

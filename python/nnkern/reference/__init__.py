@@ -21,6 +21,9 @@ from .losses import *  # noqa: F401,F403
 from .losses import __all__ as _loss
 from .recurrent import *  # noqa: F401,F403
 from .recurrent import __all__ as _rec
+from .attention import *  # noqa: F401,F403
+from .attention import __all__ as _attn
+
 from .optim import *  # noqa: F401,F403
 from .optim import __all__ as _optim
 from .norm import *  # noqa: F401,F403
@@ -30,4 +33,4 @@ from .dropout import __all__ as _dropout
 from .init import *  # noqa: F401,F403
 from .init import __all__ as _init
 
-__all__ = [*_act, *_loss, *_dense, *_rec, *_optim, *_norm, *_dropout, *_init]
+__all__ = [*_act, *_loss, *_dense, *_rec, *_attn, *_optim, *_norm, *_dropout, *_init]
