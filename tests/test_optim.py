@@ -536,3 +536,21 @@ def test_early_stopping_bad_arguments():
         optim.EarlyStopping().update({"loss": 1.0})
     with pytest.raises(ValueError, match="^params: "):
         optim.EarlyStopping(restore_best=True).update(1.0)
+
+
+def test_fits_an_nn_model_with_flat_parameters_and_early_stopping():
+    """nnkern.nn.fit drives an nnkern.optim optimizer over Module.flatten_parameters()'s
+    views: one segment per step (params and grads both flat), and EarlyStopping restores."""
+    nn = pytest.importorskip("nnkern.nn")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 8)).astype(np.float32)
+    y = (x @ rng.standard_normal((8, 1)) + 0.1).astype(np.float32)
+    model = nn.Sequential(nn.Dense(8, 16, seed=1), nn.Tanh(), nn.Dense(16, 1, seed=2)).flatten_parameters()
+    params = model.parameters()
+    opt = optim.Adam(params, lr=0.01, clip_norm=5.0)
+    assert opt._flat is not None and optim.flat_buffer(model.gradients()) is not None
+    stopper = optim.EarlyStopping("loss", patience=3, restore_best=True)
+    hist = nn.fit(model, nn.MSELoss(), opt, (x, y), epochs=40, batch_size=32, callbacks=[stopper],
+                  progress=False, seed=0)
+    assert hist["loss"][-1] < hist["loss"][0] / 5
+    assert opt.step_count == 8 * hist.epochs
