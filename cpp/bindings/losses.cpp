@@ -12,26 +12,7 @@ namespace nnkern::bind {
 
 namespace {
 
-// The pointer of an optional output: nullptr for None, else a checked, writeable buffer.
-template <class T>
-T* optional_out(const py::object& o, const char* name, index_t size) {
-  if (o.is_none()) return nullptr;
-  if (!py::isinstance<py::array>(o))
-    throw py::type_error(std::string(name) + ": expected a numpy.ndarray or None");
-  auto a = py::reinterpret_borrow<py::array>(o);
-  return out<T>(a, name, size);
-}
-
 void check_dims(index_t N, index_t C) { dims("N, C", {N, C}); }
-
-// The pointer of an optional input: nullptr for None, else a checked buffer.
-template <class T>
-const T* optional_in(const py::object& o, const char* name, index_t size) {
-  if (o.is_none()) return nullptr;
-  if (!py::isinstance<py::array>(o))
-    throw py::type_error(std::string(name) + ": expected a numpy.ndarray or None");
-  return in<T>(py::reinterpret_borrow<py::array>(o), name, size);
-}
 
 template <class T>
 [[noreturn]] void raise_unit_interval(const char* name, const py::array& a, index_t i) {

@@ -60,6 +60,25 @@ inline const I* indices(const py::array& a, const char* name, index_t n, index_t
   return p;
 }
 
+// The pointer of an optional input: nullptr for None, else a checked buffer.
+template <class T>
+inline const T* optional_in(const py::object& o, const char* name, index_t size) {
+  if (o.is_none()) return nullptr;
+  if (!py::isinstance<py::array>(o))
+    throw py::type_error(std::string(name) + ": expected a numpy.ndarray or None");
+  return in<T>(py::reinterpret_borrow<py::array>(o), name, size);
+}
+
+// The pointer of an optional output: nullptr for None, else a checked, writeable buffer.
+template <class T>
+inline T* optional_out(const py::object& o, const char* name, index_t size) {
+  if (o.is_none()) return nullptr;
+  if (!py::isinstance<py::array>(o))
+    throw py::type_error(std::string(name) + ": expected a numpy.ndarray or None");
+  auto a = py::reinterpret_borrow<py::array>(o);
+  return out<T>(a, name, size);
+}
+
 // The product of array dimensions passed in from Python, rejecting negative values and
 // products that overflow int64 (which would otherwise wrap and pass the size checks).
 inline index_t dims(const char* fn, std::initializer_list<index_t> ds) {

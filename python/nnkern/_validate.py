@@ -111,3 +111,71 @@ def index_array(t, name: str) -> np.ndarray:
 def reduce_result(value, dtype: np.dtype):
     """A reduced loss as a NumPy scalar of the input's dtype (like ndarray.sum())."""
     return np.dtype(dtype).type(value)
+
+
+# ---------------------------------------------------------------------------------------
+# In-place kernels (optimizer steps, clipping, running statistics): the caller's arrays are
+# updated, so they must be writeable float ndarrays; nothing is converted.
+
+
+class NonFiniteError(ValueError, RuntimeError):
+    """A non-finite value where a finite one is required (a ValueError, and a RuntimeError
+    like the one torch.nn.utils.clip_grad_norm_ raises with error_if_nonfinite=True)."""
+
+
+def inplace_array(a, name: str) -> np.ndarray:
+    """A float32/float64 ndarray the kernel may update in place (any strides)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray (it is updated in place), got {type(a).__name__}")
+    if a.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {a.dtype}")
+    if not a.flags.writeable:
+        raise ValueError(f"{name}: array is read-only")
+    return a
+
+
+def state_like(a, name: str, ref: np.ndarray, ref_name: str) -> np.ndarray:
+    """An in-place array with ref's dtype and shape (optimizer state, running statistics)."""
+    inplace_array(a, name)
+    same_dtype(ref, ref_name, **{name: a})
+    same_shape(ref, ref_name, **{name: a})
+    return a
+
+
+def int_scalar(v, name: str, *, min_value=None) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int, got {type(v).__name__}")
+    if min_value is not None and v < min_value:
+        raise ValueError(f"{name}: must be >= {min_value}, got {v}")
+    return int(v)
+
+
+def bool_flag(v, name: str) -> bool:
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {type(v).__name__}")
+    return bool(v)
+
+
+def unit_scalar(v, name: str, *, closed=False) -> float:
+    """A real number in [0, 1) ([0, 1] when closed)."""
+    f = real_scalar(v, name, min_value=0.0)
+    if f > 1.0 or (f == 1.0 and not closed):
+        raise ValueError(f"{name}: must be in [0, 1{']' if closed else ')'}, got {f}")
+    return f
+
+
+def nonfinite_error(name: str, a: np.ndarray, i: int) -> ValueError:
+    """The error for a NaN or inf at flat index i of a gradient."""
+    value = float(a.reshape(-1)[i])
+    return ValueError(f"{name}: non-finite value {value} at flat index {i}")
+
+
+def random_seed(seed, name: str = "seed") -> int:
+    """An explicit seed: an int in [0, 2**64), or a numpy Generator (one 63-bit draw)."""
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**63))
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int or a numpy.random.Generator, got {type(seed).__name__}")
+    if not 0 <= int(seed) < 2**64:
+        raise ValueError(f"{name}: must be in [0, 2**64), got {seed}")
+    return int(seed)

@@ -437,6 +437,167 @@ for _kind in ("lstm", "gru", "rnn"):
 
 
 # --------------------------------------------------------------------------------------------
+# training: optimizer steps over 16M parameters held as 16 tensors, batch norm, dropout
+
+_OPT_TENSORS = 16
+
+
+def _opt_case(kind):
+    """One optimizer step; nnkern.optim over flatten()ed parameters (16 views of one buffer)
+    and its flat gradient buffer, numpy = the twin per tensor, torch = torch.optim."""
+    require({"adam": "adam_step", "sgd_momentum": "sgd_step", "rmsprop": "rmsprop_step",
+             "rprop": "rprop_step"}[kind])
+    from .. import optim
+
+    n = M16 // _OPT_TENSORS
+    p0 = [_randn(n, 10 + k) * F32(0.1) for k in range(_OPT_TENSORS)]
+    g0 = [_randn(n, 40 + k) * F32(0.01) for k in range(_OPT_TENSORS)]
+    cls, kw, torch_kw = {
+        "adam": (optim.Adam, {"lr": 1e-3}, {"fused": True}),
+        "sgd_momentum": (optim.Momentum, {"lr": 1e-2, "momentum": 0.9}, {"foreach": True}),
+        "rmsprop": (optim.RMSProp, {"lr": 1e-3}, {"foreach": True}),
+        "rprop": (optim.RProp, {"lr": 1e-3}, {"foreach": True}),
+    }[kind]
+    opt = cls(optim.flatten(p0), **kw)
+    for g, src in zip(opt.grads, g0):
+        g[...] = src
+
+    def nk():
+        opt.step()
+        return tuple(opt.params)
+
+    # the twin, tensor by tensor, with its own state
+    tp = [p.copy() for p in p0]
+    st = [[np.zeros_like(p) for _ in range(3)] for p in p0]
+    step = [0]
+
+    def tw():
+        step[0] += 1
+        for p, g, (a, b, c) in zip(tp, g0, st):
+            if kind == "adam":
+                ref.adam_step(p, g, a, b, step[0], lr=1e-3)
+            elif kind == "sgd_momentum":
+                ref.sgd_step(p, g, a, step[0], 1e-2, momentum=0.9)
+            elif kind == "rmsprop":
+                ref.rmsprop_step(p, g, a, step[0], lr=1e-3)
+            else:
+                if step[0] == 1:
+                    b[...] = 1e-3
+                ref.rprop_step(p, g, a, b)
+        return tuple(tp)
+
+    t = torch_module()
+    tf = None
+    if t is not None:
+        tparams = [t.from_numpy(p.copy()).requires_grad_() for p in p0]
+        for tpar, g in zip(tparams, g0):
+            tpar.grad = t.from_numpy(g)
+        tcls = {"adam": t.optim.Adam, "sgd_momentum": t.optim.SGD, "rmsprop": t.optim.RMSprop,
+                "rprop": t.optim.Rprop}[kind]
+        topt = tcls(tparams, **kw, **torch_kw)
+
+        def tf():
+            topt.step()
+            return tuple(tparams)
+
+    tname = {"adam": "Adam(fused=True)", "sgd_momentum": "SGD(momentum=0.9, foreach=True)",
+             "rmsprop": "RMSprop(foreach=True)", "rprop": "Rprop(foreach=True)"}[kind]
+    return {"nnkern": nk, "numpy": tw, "torch": tf,
+            "notes": f"one step; nnkern: optim.{cls.__name__} over flatten()ed params and its flat "
+                     f"grads (check_finite=True: one extra read of the gradients); torch: "
+                     f"optim.{tname} over 16 tensors"}
+
+
+# bytes per element: reads + writes of param, grad and state at the minimum
+for _kind, _streams in (("adam", 7), ("sgd_momentum", 5), ("rmsprop", 5), ("rprop", 7)):
+    register(f"{_kind}/step", "16M as 16 tensors", bytes=_streams * 4 * M16)(partial(_opt_case, _kind))
+
+
+def _batchnorm(shape):
+    require("batchnorm_forward", "batchnorm_backward")
+    N, C = shape
+    x, dy = _randn(shape, 1), _randn(shape, 2)
+    gamma, beta = _randn(C, 3), _randn(C, 4)
+    rm, rv = np.zeros(C, F32), np.ones(C, F32)
+    rm2, rv2 = rm.copy(), rv.copy()
+
+    def ours(mod, m, v_):
+        def f():
+            y, cache = mod.batchnorm_forward(x, gamma, beta, m, v_)
+            return (y, *mod.batchnorm_backward(dy, cache))
+        return f
+
+    t = torch_module()
+    tf = None
+    if t is not None:
+        bn = t.nn.BatchNorm1d(C)
+        with t.no_grad():
+            bn.weight.copy_(t.from_numpy(gamma))
+            bn.bias.copy_(t.from_numpy(beta))
+        xt = t.from_numpy(x).requires_grad_()
+        dyt = t.from_numpy(dy)
+
+        def tf():
+            xt.grad = bn.weight.grad = bn.bias.grad = None
+            y = bn(xt)
+            y.backward(dyt)
+            return y, xt.grad, bn.weight.grad, bn.bias.grad
+
+    return {"nnkern": ours(ops, rm, rv), "numpy": ours(ref, rm2, rv2), "torch": tf,
+            "notes": "training mode, running statistics updated; returns y, dx, dgamma, dbeta; "
+                     "torch: nn.BatchNorm1d(C)(x).backward(dy)", "atol_scale": 1e-5}
+
+
+for _shape in ((4096, 1024), (256, 4096)):
+    # fwd reads x (twice: mean, variance) + writes y; bwd reads dy, x twice + writes dx
+    register("batchnorm/fwd+bwd", _size(_shape), bytes=8 * 4 * int(np.prod(_shape)))(
+        partial(_batchnorm, _shape))
+
+
+def _dropout(n=M16, p=0.5):
+    require("dropout", "dropout_backward")
+    x, dy = _randn(n, 1), _randn(n, 2)
+    last = {}
+
+    def ours(mod):
+        def f():
+            y, mask = mod.dropout(x, p, 1234)
+            out = (y, mod.dropout_backward(dy, mask, p))
+            if mod is ops:
+                last["out"] = out
+            return out
+        return f
+
+    t = torch_module()
+    tf = compare_torch = None
+    if t is not None:
+        xt, dyt = t.from_numpy(x), t.from_numpy(dy)
+        aten = t.ops.aten
+
+        def tf():
+            y, mask = aten.native_dropout(xt, p, True)
+            return y, aten.native_dropout_backward(dyt, mask, 1.0 / (1.0 - p))
+
+        def compare_torch(res):
+            # torch draws a different mask: check its semantics instead (keep rate, kept values
+            # scaled by 1/(1-p), dx zero exactly where y is), then compare ours with ours
+            y, dx = (r.numpy() for r in res)
+            kept = y != 0
+            ok = (abs(kept.mean() - (1 - p)) < 1e-3
+                  and np.allclose(y[kept], x[kept] / (1 - p), rtol=1e-6)
+                  and np.array_equal(dx != 0, kept & (dy != 0)))
+            return last["out"] if ok else res
+
+    return {"nnkern": ours(ops), "numpy": ours(ref), "torch": tf, "compare_torch": compare_torch,
+            "notes": f"p={p}; returns y, dx; torch: aten.native_dropout + native_dropout_backward "
+                     "(autograd's kernels), validated by keep rate and kept values (its mask differs)"}
+
+
+# fwd reads x, writes y and the 1-byte mask; bwd reads dy and the mask, writes dx
+register("dropout/fwd+bwd", "16M", bytes=(4 + 4 + 1 + 4 + 1 + 4) * M16)(_dropout)
+
+
+# --------------------------------------------------------------------------------------------
 # reference rows: what the hardware does with NumPy's own BLAS and a plain copy
 
 
@@ -528,4 +689,4 @@ register("memcpy+alloc", "64 MiB", bytes=2 * 4 * M16, reference=True,
          notes="ndarray.copy(), a fresh 64 MiB output per call as every kernel here allocates; "
                "torch: Tensor.clone")(partial(_memcpy, True))
 
-del _name, _shape, _M, _kind
+del _name, _shape, _M, _kind, _streams

@@ -19,5 +19,13 @@ from .word2vec import *  # noqa: F401,F403
 from .word2vec import __all__ as _w2v
 from .glove import *  # noqa: F401,F403
 from .glove import __all__ as _glove
+from .optim import *  # noqa: F401,F403
+from .optim import __all__ as _optim
+from .norm import *  # noqa: F401,F403
+from .norm import __all__ as _norm
+from .dropout import *  # noqa: F401,F403
+from .dropout import __all__ as _dropout
+from .init import *  # noqa: F401,F403
+from .init import __all__ as _init
 
-__all__ = [*_act, *_loss, *_dense, *_rec, *_attn, *_w2v, *_glove]
+__all__ = [*_act, *_loss, *_dense, *_rec, *_attn, *_w2v, *_glove, *_optim, *_norm, *_dropout, *_init]
