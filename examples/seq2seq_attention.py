@@ -6,7 +6,7 @@ forcing and a masked cross-entropy, and evaluation decodes greedily on held-out 
 Prints the exact-sequence accuracy per task (the check: at least 99%) and, when matplotlib
 is installed, writes an attention heatmap of one example per task.
 
-    python examples/seq2seq_attention.py [--steps 3000] [--out DIR]
+    python examples/seq2seq_attention.py [--steps 5000] [--out DIR]
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def train(task, steps, seed=0, log=True):
         value = loss.forward(model.forward(src, tgt_in, src_len, tmask.sum(1)), tgt, tmask)
         model.zero_grad()
         model.backward(loss.backward())
+        opt.lr = 3e-3 * min(1.0, 2.0 * (1 - step / steps) + 0.05)  # linear decay over the last half
         opt.step(model.gradients())
         if log and step % 500 == 0:
             print(f"  {task} step {step}: loss {value:.4f} ({time.perf_counter() - t0:.1f} s)", flush=True)
@@ -99,7 +100,7 @@ def heatmap(model, task, src, src_len, path):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--out", default=".")
     args = ap.parse_args(argv)
     nnkern.set_num_threads(2)

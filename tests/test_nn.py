@@ -218,3 +218,45 @@ def _loss_grad_check_with_fixed_mask(m, x, rng):
         return m.forward(z)[0]
 
     np.testing.assert_allclose(dx, finite_difference(f, x, dout), **FD_TOL)
+
+
+def test_dropout_layer(rng):
+    d = nn.Dropout(0.3, seed=0)
+    x = rng.standard_normal((200, 50))
+    y = d.forward(x)
+    kept = y != 0
+    assert 0.6 < kept.mean() < 0.8
+    np.testing.assert_allclose(y[kept], x[kept] / 0.7)
+    g = d.backward(np.ones_like(x))
+    np.testing.assert_allclose(g, kept / 0.7)
+    d.eval()
+    np.testing.assert_array_equal(d.forward(x), x)
+    np.testing.assert_array_equal(d.backward(x), x)
+    with pytest.raises(ValueError, match="p: expected a probability"):
+        nn.Dropout(1.0)
+
+
+def test_batchnorm_layer_gradients_and_torch(rng, torch):
+    bn = nn.BatchNorm1d(3, dtype=F64)
+    bn.weight[...] = rng.standard_normal(3)
+    bn.bias[...] = rng.standard_normal(3)
+    x = rng.standard_normal((6, 3, 4))
+    state = bn.state_dict()
+
+    def fwd(z):  # training mode moves the running statistics: restore them each call
+        bn.running_mean[...] = state["running_mean"]
+        bn.running_var[...] = state["running_var"]
+        return bn.forward(z)
+
+    _loss_grad_check(bn, x, rng, forward=fwd)
+    bn.load_state_dict(state)
+    tb = torch.nn.BatchNorm1d(3).double()
+    tb.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+    for _ in range(3):
+        bn.forward(x)
+        tb(torch.from_numpy(x))
+    for k, v in tb.state_dict().items():
+        np.testing.assert_allclose(bn.state_dict()[k], v.numpy(), rtol=1e-12, err_msg=k)
+    bn.eval()
+    tb.eval()
+    np.testing.assert_allclose(bn.forward(x), tb(torch.from_numpy(x)).detach().numpy(), rtol=1e-10)

@@ -5,7 +5,7 @@ backward adds the parameter gradients into ``layer.grads``. State-dict keys and 
 PyTorch's, so weights move between the two libraries unchanged.
 """
 
-from .layers import Dense, Embedding, LeakyReLU, ReLU, Sequential, Sigmoid, Softmax, Tanh
+from .layers import BatchNorm1d, Dense, Dropout, Embedding, LeakyReLU, ReLU, Sequential, Sigmoid, Softmax, Tanh
 from .module import Module
 from .recurrent import GRU, LSTM, RNN
 from .attention import Attention
@@ -14,7 +14,7 @@ from .seq2seq import Autoencoder, Seq2Seq
 from .diagnostics import hidden_gradient_norms
 from .training import History, evaluate, fit
 
-__all__ = ["Module", "Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax", "Embedding",
+__all__ = ["Module", "Dense", "Dropout", "BatchNorm1d", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax", "Embedding",
            "Sequential", "RNN", "GRU", "LSTM", "Attention", "MSELoss", "MAELoss", "HuberLoss",
            "BCEWithLogitsLoss", "CrossEntropyLoss", "Seq2Seq", "Autoencoder",
            "hidden_gradient_norms", "fit", "evaluate", "History"]

@@ -13,7 +13,8 @@ import numpy as np
 from .. import ops
 from .module import Module
 
-__all__ = ["Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax", "Embedding", "Sequential"]
+__all__ = ["Dense", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax", "Dropout", "BatchNorm1d", "Embedding",
+           "Sequential"]
 
 
 def _rng(seed):
@@ -227,3 +228,73 @@ class Sequential(Module):
         for m in reversed(list(self._modules.values())):
             dout = m.backward(dout)
         return dout
+
+
+class Dropout(Module):
+    """Inverted dropout (torch.nn.Dropout): in training mode each element is zeroed with
+    probability p and the kept ones scaled by 1/(1-p); in eval mode the identity. Each forward
+    draws a fresh mask from the layer's generator (seeded by `seed`)."""
+
+    def __init__(self, p=0.5, seed=None):
+        super().__init__()
+        if not 0.0 <= float(p) < 1.0:
+            raise ValueError(f"p: expected a probability in [0, 1), got {p}")
+        self.p = float(p)
+        self._rng = _rng(seed)
+        self._mask = None
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            self._mask = None
+            return np.asarray(x)
+        y, self._mask = ops.dropout(x, self.p, int(self._rng.integers(2**63)))
+        return y
+
+    def backward(self, dout):
+        if self._mask is None:
+            return np.asarray(dout)
+        return ops.dropout_backward(dout, self._mask, self.p)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class BatchNorm1d(Module):
+    """Batch normalization over (N, C) or (N, C, L) inputs (torch.nn.BatchNorm1d): training
+    mode normalizes with the batch statistics and updates running_mean / running_var (unbiased)
+    with `momentum`; eval mode uses the running statistics. Parameters weight (gamma) and bias
+    (beta) of shape (C,) when affine; buffers running_mean, running_var and num_batches_tracked
+    as in torch's state dict."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32):
+        super().__init__()
+        C = _positive_int(num_features, "num_features")
+        dt = _dtype(dtype)
+        self.num_features, self.eps, self.momentum, self.affine = C, float(eps), float(momentum), bool(affine)
+        if self.affine:
+            self.add_parameter("weight", np.ones(C, dt))
+            self.add_parameter("bias", np.zeros(C, dt))
+        self.add_buffer("running_mean", np.zeros(C, dt))
+        self.add_buffer("running_var", np.ones(C, dt))
+        self.add_buffer("num_batches_tracked", np.zeros((), np.int64))
+        self._cache = None
+
+    def forward(self, x):
+        y, self._cache = ops.batchnorm_forward(
+            x, self._params.get("weight"), self._params.get("bias"), self.running_mean, self.running_var,
+            training=self.training, momentum=self.momentum, eps=self.eps)
+        if self.training:
+            self.num_batches_tracked[...] += 1
+        return y
+
+    def backward(self, dout):
+        if self._cache is None:
+            raise RuntimeError("BatchNorm1d.backward called before forward")
+        dx, dgamma, dbeta = ops.batchnorm_backward(dout, self._cache)
+        if self.affine:
+            self._grads["weight"] += dgamma
+            self._grads["bias"] += dbeta
+        return dx
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
