@@ -331,3 +331,30 @@ def test_flatten_parameters_keeps_values_and_training(rng):
     m.zero_grad()
     m.backward(np.ones_like(out))
     assert all(np.any(g != 0) for g in m.gradients())
+
+
+# ---------------------------------------------------------------------------------------
+# CharRNN
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_char_rnn_gradient_state_and_sampling(cell, rng):
+    m = nn.CharRNN(6, 3, 4, cell=cell, seed=0, dtype=F64)
+    x = rng.integers(0, 6, (5, 2))
+    y = rng.integers(0, 6, (5, 2))
+    loss = nn.CrossEntropyLoss()
+
+    def loss_of():
+        return float(loss.forward(m.forward(x), y))
+
+    loss_of()
+    m.zero_grad()
+    m.backward(loss.backward())
+    _param_fd(m, loss_of)
+    # carrying the state across chunks equals running the whole sequence at once
+    full = m.forward(np.concatenate([x, y]))
+    a = m.forward(x)
+    b = m.forward(y, m.state)
+    np.testing.assert_allclose(np.concatenate([a, b]), full, rtol=1e-12)
+    s1 = m.sample([1, 2], 10, seed=3)
+    assert len(s1) == 10 and s1 == m.sample([1, 2], 10, seed=3) and all(0 <= t < 6 for t in s1)

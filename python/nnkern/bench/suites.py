@@ -678,6 +678,123 @@ register("sdpa/fwd", f"B={_B} T={_T} D={_D}", flops=4 * _B * _T * _T * _D)(parti
 register("sdpa/fwd+bwd", f"B={_B} T={_T} D={_D}", flops=12 * _B * _T * _T * _D)(partial(_sdpa, _B, _T, _D, True))
 del _B, _T, _D
 
+
+# --------------------------------------------------------------------------------------------
+# training steps of whole models: forward, loss, backward, Adam (nnkern.nn vs torch.nn)
+
+
+def _torch_adam_step(t, params, loss_fn):
+    opt = t.optim.Adam(params, lr=1e-3)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+        return np.float32(loss.item())
+
+    return step
+
+
+def _nk_adam_step(model, loss_fn):
+    from .. import optim
+
+    model.flatten_parameters()
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    grads = model.gradients()
+
+    def step():
+        value = loss_fn()
+        opt.step(grads)
+        return np.float32(value)
+
+    return step
+
+
+def _char_lstm_step(V, E, H, T, B):
+    from .. import nn
+
+    ids = _rng(1).integers(0, V, (T + 1, B))
+    x, y = ids[:-1], ids[1:]
+    m = nn.CharRNN(V, E, H, cell="lstm", seed=0)
+    ce = nn.CrossEntropyLoss()
+    sd = m.state_dict()
+
+    def nk_loss():
+        value = ce.forward(m.forward(x), y)
+        m.zero_grad()
+        m.backward(ce.backward())
+        return value
+
+    t = torch_module()
+    tf = None
+    if t is not None:
+        emb, lstm, fc = t.nn.Embedding(V, E), t.nn.LSTM(E, H), t.nn.Linear(H, V)
+        with t.no_grad():
+            emb.weight.copy_(t.from_numpy(sd["embed.weight"]))
+            for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+                getattr(lstm, k).copy_(t.from_numpy(sd["rnn." + k]))
+            fc.weight.copy_(t.from_numpy(sd["out.weight"]))
+            fc.bias.copy_(t.from_numpy(sd["out.bias"]))
+        xt, yt = t.from_numpy(x), t.from_numpy(y)
+        params = [*emb.parameters(), *lstm.parameters(), *fc.parameters()]
+        tf = _torch_adam_step(t, params, lambda: t.nn.functional.cross_entropy(
+            fc(lstm(emb(xt))[0]).reshape(-1, V), yt.reshape(-1)))
+    return {"nnkern": _nk_adam_step(m, nk_loss), "torch": tf,
+            "notes": "one step: forward, mean cross-entropy over T*B, backward, Adam (lr 1e-3); "
+                     "torch: nn.Embedding + nn.LSTM + nn.Linear, autograd, torch.optim.Adam defaults; "
+                     "the compared output is the first step's loss"}
+
+
+def _seq2seq_step(V, E, H, Ts, Td, B):
+    from .. import nn
+
+    rng = _rng(2)
+    src = rng.integers(3, V, (B, Ts))
+    tgt = rng.integers(3, V, (B, Td))
+    tgt_in = np.concatenate([np.ones((B, 1), np.int64), tgt[:, :-1]], axis=1)
+    m = nn.Seq2Seq(V, V, E, H, cell="lstm", attention="scaled_dot", seed=0)
+    ce = nn.CrossEntropyLoss()
+    sd = m.state_dict()
+
+    def nk_loss():
+        value = ce.forward(m.forward(src, tgt_in), tgt)
+        m.zero_grad()
+        m.backward(ce.backward())
+        return value
+
+    t = torch_module()
+    tf = None
+    if t is not None:
+        F = t.nn.functional
+        mods = {"src_embed": t.nn.Embedding(V, E), "encoder": t.nn.LSTM(E, H, batch_first=True),
+                "tgt_embed": t.nn.Embedding(V, E), "decoder": t.nn.LSTM(E, H, batch_first=True),
+                "out": t.nn.Linear(2 * H, V)}
+        with t.no_grad():
+            for name, mod in mods.items():
+                for k, p in mod.named_parameters():
+                    p.copy_(t.from_numpy(sd[f"{name}.{k}"]))
+        st, tit, tt = (t.from_numpy(a) for a in (src, tgt_in, tgt))
+
+        def loss():
+            enc, state = mods["encoder"](mods["src_embed"](st))
+            dec, _ = mods["decoder"](mods["tgt_embed"](tit), state)
+            ctx = F.scaled_dot_product_attention(dec, enc, enc)
+            logits = mods["out"](t.cat([dec, ctx], dim=-1))
+            return F.cross_entropy(logits.reshape(-1, V), tt.reshape(-1))
+
+        tf = _torch_adam_step(t, [p for mod in mods.values() for p in mod.parameters()], loss)
+    return {"nnkern": _nk_adam_step(m, nk_loss), "torch": tf,
+            "notes": "one step of nn.Seq2Seq (LSTM encoder and decoder, scaled dot-product attention "
+                     "over the encoder outputs, Dense over [decoder | context]), cross-entropy, backward, "
+                     "Adam; torch: the same model from torch.nn modules, autograd, torch.optim.Adam"}
+
+
+register("char-lstm/train-step", "V=96 E=64 H=512 T=100 B=32",
+         flops=3 * 2 * 100 * 32 * (64 * 4 * 512 + 512 * 4 * 512 + 512 * 96))(
+    partial(_char_lstm_step, 96, 64, 512, 100, 32))
+register("seq2seq/train-step", "V=64 E=64 H=256 Ts=Td=20 B=64")(partial(_seq2seq_step, 64, 64, 256, 20, 20, 64))
+
 for _M in (1024, 512):
     register("numpy matmul", f"{_M}x1024 @ 1024x1024", flops=2 * _M * 1024 * 1024, reference=True,
              notes="float32 np.matmul; torch column: torch.matmul")(partial(_matmul, _M, 1024, 1024))

@@ -10,11 +10,11 @@ from .module import Module
 from .recurrent import GRU, LSTM, RNN
 from .attention import Attention
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, MAELoss, MSELoss
-from .seq2seq import Autoencoder, Seq2Seq
+from .seq2seq import Autoencoder, CharRNN, Seq2Seq
 from .diagnostics import hidden_gradient_norms
 from .training import History, evaluate, fit
 
 __all__ = ["Module", "Dense", "Dropout", "BatchNorm1d", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax", "Embedding",
            "Sequential", "RNN", "GRU", "LSTM", "Attention", "MSELoss", "MAELoss", "HuberLoss",
-           "BCEWithLogitsLoss", "CrossEntropyLoss", "Seq2Seq", "Autoencoder",
+           "BCEWithLogitsLoss", "CrossEntropyLoss", "Seq2Seq", "Autoencoder", "CharRNN",
            "hidden_gradient_norms", "fit", "evaluate", "History"]

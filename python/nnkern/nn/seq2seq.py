@@ -19,7 +19,7 @@ from .layers import Dense, Embedding, _dtype, _positive_int, _rng
 from .module import Module
 from .recurrent import GRU, LSTM, RNN
 
-__all__ = ["Seq2Seq", "Autoencoder"]
+__all__ = ["Seq2Seq", "Autoencoder", "CharRNN"]
 
 _CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
@@ -311,3 +311,59 @@ class Autoencoder(Module):
             if i > 0:
                 g = self._acts[i - 1].backward(g)
         return g if self._mask is None else g * self._mask
+
+
+class CharRNN(Module):
+    """A character-level (or any token-level) recurrent language model: Embedding ->
+    RNN/GRU/LSTM -> Dense to next-token logits.
+
+    forward(ids, state=None) -> logits: ids (T, B) integers, time-major; logits (T, B, V).
+    The final recurrent state of the last forward is in .state (to carry across chunks, as
+    truncated BPTT does). backward(dlogits) -> None; parameter gradients accumulate.
+    sample(prefix_ids, n, temperature=1.0, seed=None) -> n generated ids after the prefix.
+    """
+
+    def __init__(self, vocab_size, embed_size=64, hidden_size=512, cell="lstm", num_layers=1, dropout=0.0,
+                 seed=None, dtype=np.float32):
+        super().__init__()
+        if cell not in _CELLS:
+            raise ValueError(f"cell: expected one of {tuple(_CELLS)}, got {cell!r}")
+        rng, dt = _rng(seed), _dtype(dtype)
+        V = _positive_int(vocab_size, "vocab_size")
+        self.add_module("embed", Embedding(V, embed_size, seed=rng, dtype=dt))
+        self.add_module("rnn", _CELLS[cell](embed_size, hidden_size, num_layers=num_layers, dropout=dropout,
+                                            seed=rng, dtype=dt))
+        self.add_module("out", Dense(hidden_size, V, seed=rng, dtype=dt))
+        self.state = None
+
+    def forward(self, ids, state=None):
+        ids = np.asarray(ids)
+        if ids.ndim != 2:
+            raise ValueError(f"ids: expected (T, B) token ids, got shape {ids.shape}")
+        h, self.state = self.rnn.forward(self.embed.forward(ids), state)
+        return self.out.forward(h)
+
+    def backward(self, dlogits):
+        dh = self.out.backward(dlogits)
+        demb, _ = self.rnn.backward(dh)
+        self.embed.backward(demb)
+        return None
+
+    def sample(self, prefix_ids, n, temperature=1.0, seed=None):
+        rng = _rng(seed)
+        was = self.training
+        self.eval()
+        try:
+            ids = np.asarray(prefix_ids, np.int64).reshape(-1, 1)
+            logits = self.forward(ids)[-1, 0]
+            state, out = self.state, []
+            for _ in range(int(n)):
+                z = logits.astype(np.float64) / max(float(temperature), 1e-8)
+                p = np.exp(z - z.max())
+                tok = int(rng.choice(p.size, p=p / p.sum()))
+                out.append(tok)
+                logits = self.forward(np.array([[tok]]), state)[-1, 0]
+                state = self.state
+        finally:
+            self.train(was)
+        return out
