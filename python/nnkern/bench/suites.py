@@ -711,20 +711,29 @@ def _nk_adam_step(model, loss_fn):
     return step
 
 
+def _nk_loss(model, forward, target):
+    """The loss half of an nnkern training step: cross-entropy of forward(), then backward."""
+    from .. import nn
+
+    ce = nn.CrossEntropyLoss()
+
+    def f():
+        value = ce.forward(forward(), target)
+        model.zero_grad()
+        model.backward(ce.backward())
+        return value
+
+    return f
+
+
 def _char_lstm_step(V, E, H, T, B):
     from .. import nn
 
     ids = _rng(1).integers(0, V, (T + 1, B))
     x, y = ids[:-1], ids[1:]
     m = nn.CharRNN(V, E, H, cell="lstm", seed=0)
-    ce = nn.CrossEntropyLoss()
     sd = m.state_dict()
-
-    def nk_loss():
-        value = ce.forward(m.forward(x), y)
-        m.zero_grad()
-        m.backward(ce.backward())
-        return value
+    nk_loss = _nk_loss(m, lambda: m.forward(x), y)
 
     t = torch_module()
     tf = None
@@ -754,14 +763,8 @@ def _seq2seq_step(V, E, H, Ts, Td, B):
     tgt = rng.integers(3, V, (B, Td))
     tgt_in = np.concatenate([np.ones((B, 1), np.int64), tgt[:, :-1]], axis=1)
     m = nn.Seq2Seq(V, V, E, H, cell="lstm", attention="scaled_dot", seed=0)
-    ce = nn.CrossEntropyLoss()
     sd = m.state_dict()
-
-    def nk_loss():
-        value = ce.forward(m.forward(src, tgt_in), tgt)
-        m.zero_grad()
-        m.backward(ce.backward())
-        return value
+    nk_loss = _nk_loss(m, lambda: m.forward(src, tgt_in), tgt)
 
     t = torch_module()
     tf = None
