@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -30,7 +31,12 @@
 #include <numeric>
 #include <type_traits>
 #include <utility>
+#include <thread>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -324,11 +330,38 @@ void run_team(int nt, F&& body) {
   body(omp_get_thread_num(), omp_get_num_threads());
 }
 
-inline void team_barrier(int team) {
-  if (team > 1) {
-#pragma omp barrier
+// The per-step barrier of a time loop. It spins for a few microseconds (on a quiet machine
+// the other thread arrives within that), then yields its core on every further check. An
+// OpenMP barrier spins far longer before it sleeps, and when other processes hold the cores
+// that spinning takes the time slice the late thread needs: measured, an LSTM batch (T=50,
+// B=64, H=128) with four busy processes beside it took 650 ms on two threads against 28 ms
+// on one. Sense-reversing: the last thread to arrive resets the count, then bumps the phase.
+class TeamBarrier {
+ public:
+  void wait(int team) {
+    if (team <= 1) return;
+    const unsigned ph = phase_.load(std::memory_order_acquire);
+    if (count_.fetch_add(1, std::memory_order_acq_rel) == team - 1) {
+      count_.store(0, std::memory_order_relaxed);
+      phase_.store(ph + 1, std::memory_order_release);
+      return;
+    }
+    for (int i = 0; phase_.load(std::memory_order_acquire) == ph; ++i) {
+      if (i < kSpins) {
+#if defined(__SSE2__)
+        _mm_pause();
+#endif
+      } else {
+        std::this_thread::yield();
+      }
+    }
   }
-}
+
+ private:
+  static constexpr int kSpins = 1000;  // a few microseconds of pause instructions
+  alignas(64) std::atomic<int> count_{0};
+  alignas(64) std::atomic<unsigned> phase_{0};
+};
 
 // ---------------------------------------------------------------------------------------
 // Tiles: a block of hidden units (or of dx columns) and its packed weights.
@@ -488,6 +521,49 @@ class Balancer {
   double* times_;  // shared: [2][team], double-buffered by step parity
   std::vector<double> size_;
 };
+
+// When the team keeps waiting for a thread that other processes keep off the cores, one
+// thread finishes the time loop alone. Each thread adds up its busy and waiting time; one
+// that has waited more than twice its work (past a millisecond, after the first steps)
+// claims the loop from the next iteration on, before arriving at the barrier that ends the
+// current one. A claim never changes the iteration in which it is made (every thread reaches
+// its barrier), and after that barrier every thread sees it: the others leave, the owner runs
+// every thread's share. A row's arithmetic does not depend on which thread computes it, so
+// the results are the same bits.
+class SoloSwitch {
+ public:
+  bool out(int tid, index_t it) const {
+    const std::uint64_t v = state_.load(std::memory_order_acquire);
+    return v != 0 && index_t(v >> 8) <= it && int(v & 0xff) - 1 != tid;
+  }
+  bool alone(int tid, index_t it) const {
+    const std::uint64_t v = state_.load(std::memory_order_acquire);
+    return v != 0 && index_t(v >> 8) <= it && int(v & 0xff) - 1 == tid;
+  }
+  // In iteration `it`, before its barrier: maybe claim the iterations after it.
+  void consider(int tid, index_t it, double busy, double waited) {
+    if (it >= 3 && waited > 2.0 * busy + 1e-3) {
+      std::uint64_t none = 0;
+      const std::uint64_t claim = (std::uint64_t(it + 1) << 8) | std::uint64_t(tid + 1);
+      state_.compare_exchange_strong(none, claim, std::memory_order_acq_rel);
+    }
+  }
+  // This thread's shares, or every thread's for the owner.
+  template <class Bal>
+  std::vector<Share> shares(const Bal& bal, int tid, int team, index_t it) const {
+    if (!alone(tid, it)) return bal.shares(tid);
+    std::vector<Share> all;
+    for (int k = 0; k < team; ++k) {
+      const std::vector<Share> sk = bal.shares(k);
+      all.insert(all.end(), sk.begin(), sk.end());
+    }
+    return all;
+  }
+
+ private:
+  std::atomic<std::uint64_t> state_{0};  // 0, or (first iteration << 8) | (owner + 1)
+};
+
 
 // P[k][c] = W[row(c)][k] for k < K (row(c) < 0: zero): a panel of W^T columns, transposed
 // L x L at a time in registers (W's rows are often 4 KiB apart, and reading many of them
@@ -1084,17 +1160,22 @@ void recurrent_forward(Cell cell, Nonlinearity act, RecurrentDims d, const T* x,
     for (const Tile<T>& t : tiles) weight.push_back(t.width);
     std::vector<double> times(2 * nt);
 
+    TeamBarrier bar;
+    SoloSwitch solo;
     run_team(nt, [&](int tid, int team) {
       for (size_t q = tid; q < tiles.size(); q += team) pack_forward(cell, tiles[q], W_ih, W_hh, I, H);
       Balancer bal(weight, B, team, times.data());
       T* cbuf = cbufs.get() + index_t(tid) * B * width * L;
       std::vector<const T*> xrow(B);
       const index_t* rows = sc.order.data();
-      team_barrier(team);  // every panel packed
+      bar.wait(team);  // every panel packed
+      double busy = 0, waited = 0;
       for (index_t s = 0; s < Tn; ++s) {
-        if (s > 0) bal.update(s - 1);
+        if (solo.out(tid, s)) break;
+        const bool alone = solo.alone(tid, s);
+        if (s > 0 && !alone) bal.update(s - 1);
         const double t0 = omp_get_wtime();
-        const std::vector<Share> mine = bal.shares(tid);
+        const std::vector<Share> mine = solo.shares(bal, tid, team, s);
         const index_t n = sc.running(s);
         for (index_t i = 0; i < n; ++i) xrow[rows[i]] = x + (sc.time(s, rows[i]) * B + rows[i]) * I;
         const Src<T> src[2] = {{nullptr, 0, xrow.data()}, {h + s * BH, H, nullptr}};
@@ -1107,8 +1188,13 @@ void recurrent_forward(Cell cell, Nonlinearity act, RecurrentDims d, const T* x,
                          [&](index_t b, const T* crow) { forward_row(f, sc, s, b, t, crow); });
           for (index_t i = std::max(sh.r0, n); i < sh.r1; ++i) forward_pad(f, s, rows[i], t);
         }
-        bal.report(s, tid, omp_get_wtime() - t0);
-        team_barrier(team);
+        if (alone) continue;
+        const double t1 = omp_get_wtime();
+        bal.report(s, tid, t1 - t0);
+        busy += t1 - t0;
+        solo.consider(tid, s, busy, waited);
+        bar.wait(team);
+        waited += omp_get_wtime() - t1;
       }
     });
   }
@@ -1163,19 +1249,25 @@ void recurrent_backward(Cell cell, Nonlinearity act, RecurrentDims d, const T* d
   std::vector<index_t> weight;
   for (const Tile<T>& t : tiles) weight.push_back(t.width * (GH + (t.dx ? 4 : kEpilogueCost[G])));
   std::vector<double> times(2 * nt);
+  TeamBarrier bar;
+  SoloSwitch solo;
   run_team(nt, [&](int tid, int team) {
     for (size_t q = tid; q < tiles.size(); q += team) pack_backward(tiles[q], W_ih, W_hh, I, H, GH);
     Balancer bal(weight, B, team, times.data());
     T* cbuf = cbufs.get() + index_t(tid) * B * W;
     alignas(64) T start[kMaxNV * 64];  // dhT for one row of a tile (width * L <= kMaxNV * 64)
     const index_t* rows = sc.order.data();
-    team_barrier(team);  // every panel packed
+    bar.wait(team);  // every panel packed
+    double busy = 0, waited = 0;
     for (index_t s = Tn - 1; s >= -1; --s) {
+      const index_t it = Tn - 1 - s;  // iterations so far
+      if (solo.out(tid, it)) break;
+      const bool alone = solo.alone(tid, it);
       // (the split moves by the last iteration's times; not the first's: there the dx
       // tiles have nothing to do yet)
-      if (s < Tn - 2) bal.update(s + 2);
+      if (s < Tn - 2 && !alone) bal.update(s + 2);
       const double t0 = omp_get_wtime();
-      const std::vector<Share> mine = bal.shares(tid);
+      const std::vector<Share> mine = solo.shares(bal, tid, team, it);
       const index_t ng = sc.running(s + 1);  // rows with dgates at s + 1: carry by the product
       const index_t n = sc.running(s);       // rows running at step s
       const Src<T> src[2] = {{dA.get() + (s + 1) * B * GH, GH, nullptr},
@@ -1216,8 +1308,13 @@ void recurrent_backward(Cell cell, Nonlinearity act, RecurrentDims d, const T* d
             backward_dh0(k, b, t, start, false);
         }
       }
-      bal.report(s + 1, tid, omp_get_wtime() - t0);
-      team_barrier(team);
+      if (alone) continue;
+      const double t1 = omp_get_wtime();
+      bal.report(s + 1, tid, t1 - t0);
+      busy += t1 - t0;
+      solo.consider(tid, it, busy, waited);
+      bar.wait(team);
+      waited += omp_get_wtime() - t1;
     }
   });
   if (cell == Cell::lstm) std::memcpy(dc0, dC.get(), sizeof(T) * BH);
