@@ -330,7 +330,7 @@ void run_team(int nt, F&& body) {
   body(omp_get_thread_num(), omp_get_num_threads());
 }
 
-// The per-step barrier of a time loop. It spins for a few microseconds (on a quiet machine
+// The per-step barrier of a time loop. It spins for some tens of microseconds (on a quiet machine
 // the other thread arrives within that), then yields its core on every further check. An
 // OpenMP barrier spins far longer before it sleeps, and when other processes hold the cores
 // that spinning takes the time slice the late thread needs: measured, an LSTM batch (T=50,
@@ -358,7 +358,7 @@ class TeamBarrier {
   }
 
  private:
-  static constexpr int kSpins = 1000;  // a few microseconds of pause instructions
+  static constexpr int kSpins = 20000;  // some tens of microseconds of pause instructions
   alignas(64) std::atomic<int> count_{0};
   alignas(64) std::atomic<unsigned> phase_{0};
 };
