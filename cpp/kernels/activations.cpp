@@ -123,12 +123,6 @@ EIGEN_STRONG_INLINE __m512 exp_nonpos16(__m512 d) {
   return _mm512_maskz_scalef_ps(keep, p, n);
 }
 
-// The float exp_sum below for AVX-512: four vectors per iteration (the exp chains are long,
-// the out-of-order core overlaps independent ones), and a prefetch of the data kPrefetch
-// elements ahead, so the next row or block streams in from memory while this one computes
-// (the max pass that first touches a row is otherwise a stall on memory).
-constexpr index_t kPrefetch = 2048;
-
 // The output pass of one block of an earlier row, dst[j] = (src[j] - a) * s - c for j < len
 // (softmax: a = c = 0; log_softmax: s = 1), done piecewise so that it can ride along with
 // the next row's exp pass: memory then takes the reads and the streaming writes at the same
@@ -163,6 +157,12 @@ struct OutJob {
     masked(head + 16 * nvec, len - head - 16 * nvec);
   }
 };
+
+// The float exp_sum below for AVX-512: four vectors per iteration (the exp chains are long,
+// the out-of-order core overlaps independent ones), and a prefetch of the data kPrefetch
+// elements ahead, so the next row or block streams in from memory while this one computes
+// (the max pass that first touches a row is otherwise a stall on memory).
+constexpr index_t kPrefetch = 2048;
 
 // e[k] = exp(x[k] - m) (when e != nullptr), returning the sum; `job` (if any) advances by
 // one output vector per input vector.
@@ -288,13 +288,6 @@ static T row_max(const T* x, index_t K) {
   if constexpr (std::is_same_v<T, float>) return max16(x, K);
 #endif
   return CMapArr<T>(x, K).maxCoeff();
-}
-
-// sum_k a[k] (b == nullptr) or sum_k a[k] * b[k], in a fixed order that does not depend
-// on the arrays' alignment (Eigen's reductions peel to alignment).
-template <class T>
-static T psum(const T* a, const T* b, index_t K) {
-  return pm::sum(a, b, K);
 }
 
 // Per-thread workspace of one softmax row.
@@ -494,8 +487,9 @@ void softmax_backward(const T* dy, const T* y, T* dx, index_t outer, index_t K, 
       for (index_t r = 0; r < outer; ++r) {
         auto g = CMapArr<T>(dy + r * K, K);
         auto yy = CMapArr<T>(y + r * K, K);
-        const T s = log ? psum(dy + r * K, static_cast<const T*>(nullptr), K)
-                        : psum(dy + r * K, y + r * K, K);
+        // fixed summation order: the same bits whatever the arrays' alignment
+        const T s = log ? pm::sum(dy + r * K, static_cast<const T*>(nullptr), K)
+                        : pm::sum(dy + r * K, y + r * K, K);
         write_blocks(dx + r * K, 0, K, stream, [&](index_t b, index_t e, T* dst) {
           auto gs = g.segment(b, e - b);
           auto ys = yy.segment(b, e - b);

@@ -28,7 +28,8 @@ def hidden_gradient_norms(layer, x, h0=None, dh_last=None, clip=None):
     L = sum(dh_last * h_{T-1}) is a loss on the final hidden state.
 
     layer : nn.RNN, nn.GRU or nn.LSTM with num_layers=1 and bidirectional=False.
-    x : (T, B, I) inputs (time-major).  h0 : initial state (as the layer's forward takes).
+    x : (T, B, I) inputs (time-major).  h0 : initial state (B, H), for the LSTM the pair
+        (h0, c0); None for zeros.
     dh_last : (B, H) dL/dh_{T-1}; default all ones.
     clip : None, or a maximum norm: the gradient carried from step to step (dh and, for the
         LSTM, dc, each over the whole batch) is scaled down to that norm whenever it is larger,
@@ -50,13 +51,10 @@ def hidden_gradient_norms(layer, x, h0=None, dh_last=None, clip=None):
     T, B, _ = x.shape
     H = layer.hidden_size
     lstm = layer.kind == "lstm"
-    state = h0
-    if state is not None:
-        state = (state[0][None], state[1][None]) if lstm else state[None]
+    h0_, c0_ = (None, None) if h0 is None else (tuple(h0) if lstm else (h0, None))
     # states before every step, from one forward
     p = layer._params
     W_ih, W_hh, b_ih, b_hh = p["weight_ih_l0"], p["weight_hh_l0"], p.get("bias_ih_l0"), p.get("bias_hh_l0")
-    h0_, c0_ = (None, None) if state is None else ((state[0][0], state[1][0]) if lstm else (state[0], None))
     if lstm:
         cache = ops.lstm_forward(x, h0_, c0_, W_ih, W_hh, b_ih, b_hh)[3]
     elif layer.kind == "gru":

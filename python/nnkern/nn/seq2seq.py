@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import ops
 from .attention import Attention
-from .layers import Dense, Embedding, _dtype, _positive_int, _rng
+from .layers import Dense, Embedding, ReLU, Sigmoid, Tanh, _dtype, _positive_int, _rng
 from .module import Module
 from .recurrent import GRU, LSTM, RNN
 
@@ -137,7 +137,7 @@ class Seq2Seq(Module):
     # -- decoding ---------------------------------------------------------------------------
     def _step(self, tokens, state, enc_out, mask):
         dec_out, state = self.decoder.forward(self.tgt_embed.forward(tokens[:, None]), state)
-        logits = self._head(dec_out, enc_out, None if mask is None else mask)
+        logits = self._head(dec_out, enc_out, mask)
         return logits[:, 0], state
 
     def greedy(self, src, src_lengths=None, max_len=50):
@@ -231,7 +231,6 @@ class Autoencoder(Module):
             raise ValueError(f"activation: expected 'tanh', 'sigmoid' or 'relu', got {activation!r}")
         if not 0.0 <= noise < 1.0:
             raise ValueError(f"noise: expected a probability in [0, 1), got {noise}")
-        from .layers import ReLU, Sigmoid, Tanh
         act = {"tanh": Tanh, "sigmoid": Sigmoid, "relu": ReLU}[activation]
         rng, dt = _rng(seed), _dtype(dtype)
         self.sizes, self.tied, self.noise = sizes, bool(tied), float(noise)

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from .. import ops
 from .module import Module
 
 __all__ = ["fit", "evaluate", "History"]
@@ -142,8 +143,6 @@ def fit(model, loss, optimizer, train_data, val_data=None, epochs=1, batch_size=
             model.zero_grad()
             model.backward(loss.backward())
             if clip_norm is not None:
-                from .. import ops
-
                 ops.clip_grad_norm(grads, clip_norm)
             optimizer.step(grads)
             if progress:
