@@ -13,7 +13,7 @@ from nnkern import _core, ops, reference
 from nnkern.embeddings import _corpus
 
 from conftest import assert_close
-from test_word2vec import _topic_separation, topic_corpus
+from test_word2vec import _topic_separation, encode, topic_corpus
 
 
 def _params(rng, dtype, V=6, D=5, scale=1.0):
@@ -99,6 +99,17 @@ def test_workers1_reproducible_and_word_output():
     b = nnkern.GloVe(c, vector_size=8, min_count=1, epochs=3, workers=1, output="word")
     np.testing.assert_array_equal(a.wv.vectors, b.wv.vectors)
     np.testing.assert_array_equal(a.wv.vectors, a.W)
+
+
+def test_token_ids_train_like_token_lists():
+    c = topic_corpus(300) + topic_corpus(5, seed=1, words=60)
+    ids, words = encode(c, seed=5)
+    kw = dict(vector_size=8, min_count=3, window=4, epochs=2, workers=1)
+    a, b = nnkern.GloVe(c, **kw), nnkern.GloVe(nnkern.TokenIds(ids, words), **kw)
+    assert a.wv.index_to_key == b.wv.index_to_key and len(a.wv) < len(words)
+    for x, y in zip(a.cooccurrence, b.cooccurrence):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(a.wv.vectors, b.wv.vectors)
 
 
 def test_no_nan_on_a_degenerate_corpus():

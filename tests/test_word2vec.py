@@ -397,6 +397,141 @@ def test_save_load_then_continue_training_is_identical(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------
+# integer token ids
+
+
+def encode(sents, seed=None):
+    """sents as int ids (a list of arrays) and the vocabulary; seed shuffles the ids so that
+    id order is not first-seen order."""
+    index: dict = {}
+    ids = [np.array([index.setdefault(w, len(index)) for w in s], dtype=np.int64) for s in sents]
+    words = list(index)
+    if seed is None:
+        return ids, words
+    perm = np.random.default_rng(seed).permutation(len(words))
+    shuffled = [""] * len(words)
+    for i, w in enumerate(words):
+        shuffled[perm[i]] = w
+    return [perm[a] for a in ids], shuffled
+
+
+def _flat(ids):
+    return np.concatenate(ids).astype(np.int32), np.concatenate([[0], np.cumsum([len(a) for a in ids])])
+
+
+def _assert_same_model(a, b):
+    assert a.wv.index_to_key == b.wv.index_to_key
+    np.testing.assert_array_equal(a.wv.counts, b.wv.counts)
+    np.testing.assert_array_equal(a.wv.vectors, b.wv.vectors)
+    for name in ("syn1neg", "syn1"):
+        if getattr(a, name) is not None:
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert a.epoch_losses == b.epoch_losses
+    assert (a.corpus_count, a.corpus_total_words, a.effective_words) == \
+        (b.corpus_count, b.corpus_total_words, b.effective_words)
+
+
+@pytest.mark.parametrize("form", ["arrays", "flat", "flat+counts"])
+@pytest.mark.parametrize("mode", MODES[:3], ids=lambda m: "-".join(f"{k}{v}" for k, v in m.items()))
+def test_token_ids_train_like_token_lists(form, mode):
+    c = topic_corpus(400) + [[]] + topic_corpus(3, seed=1, words=60)  # rare words, empty sentence
+    ids, words = encode(c, seed=1)
+    if form == "arrays":
+        corpus = nnkern.TokenIds(ids, words)
+    else:
+        flat, off = _flat(ids)
+        counts = np.bincount(flat, minlength=len(words)) if form == "flat+counts" else None
+        corpus = nnkern.TokenIds(flat, words, offsets=off, counts=counts)
+    # min_count drops the rare words: their ids are skipped; ties in count are frequent
+    kw = dict(vector_size=8, min_count=3, epochs=2, workers=1, seed=4, batch_words=700, **mode)
+    a = nnkern.Word2Vec(c, **kw)
+    b = nnkern.Word2Vec(corpus, **kw)
+    assert len(a.wv) < len(words)
+    _assert_same_model(a, b)
+
+
+def test_token_ids_long_sentence_in_blocks(monkeypatch):
+    monkeypatch.setattr(_corpus, "ID_BLOCK", 50)  # splits every sentence longer than 50 ids
+    c = topic_corpus(20) + [[w for s in topic_corpus(300, seed=2) for w in s]] + topic_corpus(30, seed=3)
+    ids, words = encode(c, seed=2)
+    flat, off = _flat(ids)
+    kw = dict(vector_size=8, min_count=2, epochs=1, workers=1, sg=1, batch_words=300)
+    _assert_same_model(nnkern.Word2Vec(c, **kw), nnkern.Word2Vec(nnkern.TokenIds(flat, words, off), **kw))
+    # offsets=None: the flat array is one sentence
+    one = nnkern.TokenIds(flat, words)
+    assert len(one) == 1
+    _assert_same_model(nnkern.Word2Vec([[w for s in c for w in s]], **kw), nnkern.Word2Vec(one, **kw))
+
+
+def test_token_ids_never_go_through_strings(monkeypatch):
+    c = topic_corpus(200)
+    corpus = nnkern.TokenIds(*encode(c))
+
+    def fail(*args):
+        raise AssertionError("token ids were looked up as strings")
+
+    monkeypatch.setattr(_corpus, "id_pieces", fail)
+    monkeypatch.setattr(_corpus, "sentence_pieces", fail)
+    m = nnkern.Word2Vec(corpus, vector_size=8, min_count=1, epochs=1)
+    trained, _ = m.train(corpus, epochs=1)
+    assert trained == sum(len(s) for s in c)
+
+
+def test_token_ids_continued_training_with_another_vocabulary():
+    c1 = topic_corpus(300, topics=2)
+    rng = np.random.default_rng(9)
+    c2 = [[f"new{i}" for i in rng.integers(0, 10, size=10)] for _ in range(200)] + c1[:50]
+    kw = dict(vector_size=8, min_count=1, epochs=1, workers=1, hs=1, negative=2)
+    runs = []
+    for corpus1, corpus2 in ((c1, c2), (nnkern.TokenIds(*encode(c1)), nnkern.TokenIds(*encode(c2, seed=3)))):
+        m = nnkern.Word2Vec(corpus1, **kw)
+        m.build_vocab(corpus2, update=True)
+        m.train(corpus2, total_examples=len(c2), epochs=1)
+        runs.append(m)
+    assert "new3" in runs[1].wv
+    _assert_same_model(*runs)
+
+
+def test_token_ids_counts_given_decide_the_vocabulary():
+    ids, words = [np.array([0, 1, 1, 2])], ["a", "b", "c"]
+    m = nnkern.Word2Vec(vector_size=4, min_count=5)
+    m.build_vocab(nnkern.TokenIds(ids, words, counts=[9, 5, 1]))
+    assert m.wv.index_to_key == ["a", "b"] and m.wv.counts.tolist() == [9, 5]
+    m.build_vocab(nnkern.TokenIds(ids, words, counts=np.array([0, 7, 7], np.uint32)))
+    assert m.wv.index_to_key == ["c", "b"]  # equal counts: the later first occurrence first
+
+
+@pytest.mark.parametrize("args,kw,exc,match", [
+    (([np.array([0, 3])], ["a", "b"]), {}, ValueError, r"ids: id 3 \(sentence 0, position 1\) is out of range"),
+    (([np.array([1]), np.array([0, -1])], ["a", "b"]), {}, ValueError, r"ids: id -1 \(sentence 1, position 1\)"),
+    ((np.array([0.0, 1.0]), ["a", "b"]), {}, ValueError, "ids: expected integer token ids, got dtype float64"),
+    (([np.array([0]), np.array([True])], ["a"]), {}, ValueError, "ids: item 1: expected integer"),
+    ((np.zeros((2, 2), int), ["a"]), {}, ValueError, r"ids: expected a 1-D integer array, got shape \(2, 2\)"),
+    (("0 1", ["a", "b"]), {}, TypeError, "ids: expected a 1-D integer array"),
+    ((np.array([0, 1]), ["a", "b"]), dict(offsets=[0, 1]), ValueError, "offsets: expected non-decreasing"),
+    ((np.array([0, 1]), ["a", "b"]), dict(offsets=[0, 2, 1, 2]), ValueError, "offsets"),
+    ((np.array([0, 1]), ["a", "b"]), dict(offsets=[0.0, 2.0]), ValueError, "offsets: expected integer"),
+    (([np.array([0])], ["a"]), dict(offsets=[0, 1]), ValueError, "offsets: only with one flat"),
+    ((np.array([0, 1]), ["a", "b"]), dict(counts=[1]), ValueError, r"counts: expected one count per vocabulary word \(2\)"),
+    ((np.array([0, 1]), ["a", "b"]), dict(counts=[1, -1]), ValueError, "counts: must be >= 0"),
+    ((np.array([0, 1]), ["a", "b"]), dict(counts=[1.5, 1]), ValueError, "counts: expected integer"),
+    ((np.array([0, 1]), ["a", "a"]), {}, ValueError, r"vocabulary: 'a' appears twice \(ids 0 and 1\)"),
+    ((np.array([0, 1]), ["a", 2]), {}, TypeError, "vocabulary: item 1 is a int"),
+    ((np.array([0]), "ab"), {}, TypeError, "vocabulary: expected a sequence"),
+])
+def test_token_ids_bad_input(args, kw, exc, match):
+    with pytest.raises(exc, match=match):
+        nnkern.TokenIds(*args, **kw)
+
+
+def test_token_ids_empty_corpus():
+    with pytest.raises(ValueError, match="corpus_iterable: the corpus is empty"):
+        nnkern.Word2Vec(nnkern.TokenIds([np.array([], np.int32), []], ["a"]), min_count=1)
+    with pytest.raises(ValueError, match="min_count"):
+        nnkern.Word2Vec(nnkern.TokenIds([np.array([0, 1])], ["a", "b"]), min_count=2)
+
+
+# ---------------------------------------------------------------------------------------
 # bad input
 
 

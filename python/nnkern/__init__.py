@@ -6,6 +6,7 @@ each with a readable NumPy twin.
     nnkern.nn         layers (Dense, LSTM, ...) with explicit forward and backward, torch's state-dict keys
     nnkern.bench      ``python -m nnkern.bench``: kernels timed against NumPy and PyTorch
     nnkern.Word2Vec, nnkern.GloVe, nnkern.KeyedVectors   word embeddings, gensim's API
+    nnkern.TokenIds   a corpus of integer token ids with its vocabulary, for both models
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
     ) from exc
 
 from . import nn, ops, reference
-from .embeddings import GloVe, KeyedVectors, Word2Vec
+from .embeddings import GloVe, KeyedVectors, TokenIds, Word2Vec
 
 __version__ = _core.build_info()["version"]
 
@@ -44,4 +45,4 @@ def build_info() -> dict:
     return dict(_core.build_info())
 
 
-__all__ = ["ops", "reference", "nn", "Word2Vec", "KeyedVectors", "GloVe", "set_num_threads", "get_num_threads", "build_info", "__version__"]
+__all__ = ["ops", "reference", "nn", "Word2Vec", "KeyedVectors", "GloVe", "TokenIds", "set_num_threads", "get_num_threads", "build_info", "__version__"]

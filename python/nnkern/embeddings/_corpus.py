@@ -1,9 +1,10 @@
 """Corpus reading and job building.
 
-A corpus is either an iterable of token lists (``sentences``) or a text file with one
-sentence per line (``corpus_file``), read in fixed-size blocks so memory never grows with
-the corpus, not even for a corpus that is a single line (text8). Both become a stream of
-*pieces*: (tokens, ends_sentence). Jobs of about ``job_words`` in-vocabulary tokens are cut
+A corpus is an iterable of token lists (``sentences``), a text file with one sentence per
+line (``corpus_file``), read in fixed-size blocks so memory never grows with the corpus, not
+even for a corpus that is a single line (text8), or integer token ids with their vocabulary
+(``TokenIds``). The first two become a stream of *pieces*: (tokens, ends_sentence); all
+three then become pieces of model indices (ids, ends_sentence, raw tokens). Jobs of about ``job_words`` in-vocabulary tokens are cut
 from that stream; a sentence longer than a job is split over several jobs, each carrying
 ``margin`` tokens of context on either side, so no window is lost at a split.
 """
@@ -16,19 +17,22 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
 
 BLOCK = 1 << 20  # bytes read from a corpus file at a time
+ID_BLOCK = 1 << 20  # token ids mapped to model indices at a time
 _WS = b" \t\n\r\x0b\x0c"
 
 
 def check_source(sentences, corpus_file, name="sentences") -> None:
     if (sentences is None) == (corpus_file is None):
         raise TypeError(f"{name} / corpus_file: pass exactly one of them")
+    if isinstance(sentences, TokenIds):
+        return
     if corpus_file is not None:
         if not isinstance(corpus_file, (str, os.PathLike)):
             raise TypeError(f"corpus_file: expected a path, got {type(corpus_file).__name__}")
@@ -111,6 +115,147 @@ def id_pieces(stream, key_to_index) -> Iterator[tuple[np.ndarray, bool, int]]:
         yield ids[ids >= 0], ends, len(toks)
 
 
+def _int_array(a, name):
+    a = np.asarray(a)
+    if a.size == 0 and a.dtype == np.float64:  # np.asarray([]) of an empty list
+        a = a.astype(np.int64)
+    if a.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D integer array, got shape {a.shape}")
+    if not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"{name}: expected integer token ids, got dtype {a.dtype}")
+    return a
+
+
+class TokenIds:
+    """A corpus of integer token ids together with the vocabulary they index.
+
+    TokenIds(ids, vocabulary, offsets=None, counts=None)
+
+    ids         one flat 1-D integer array holding every sentence in turn, or a sequence of
+                1-D integer arrays, one per sentence (any integer dtype)
+    vocabulary  sequence of distinct strings: id i stands for vocabulary[i] (V words)
+    offsets     with a flat ids array, (S+1,) integers from 0 to len(ids), non-decreasing:
+                sentence s is ids[offsets[s]:offsets[s+1]]. None: the flat array is a single
+                sentence (a token stream like text8). Not allowed with a sequence of arrays.
+    counts      (V,) non-negative occurrences of each id in this corpus, if already known
+                (from a tokenizer, say); None counts them from ids
+
+    Pass it wherever Word2Vec or GloVe take a corpus (sentences / corpus_iterable). The model's
+    vocabulary is what the equivalent token lists would give: min_count and max_final_vocab
+    apply to the counts, and words of equal count are ordered by where their id first occurs,
+    as gensim orders them. Training maps ids to the model's own indices through one lookup
+    table, a block of ids at a time, and never turns an id back into a string; ids of words
+    the model does not keep (below min_count, say) are skipped like unknown tokens. Models
+    also take a TokenIds with another vocabulary (words are matched by their string), e.g. for
+    build_vocab(update=True). max_vocab_size does not apply (the vocabulary is already given).
+
+    The arrays are not copied (a sequence of arrays is concatenated once) and must not change
+    while the corpus is in use. Bad ids, offsets or counts raise ValueError naming the argument.
+    """
+
+    def __init__(self, ids, vocabulary, offsets=None, counts=None):
+        if isinstance(vocabulary, (str, bytes)) or not isinstance(vocabulary, Iterable):
+            raise TypeError(f"vocabulary: expected a sequence of words, got {type(vocabulary).__name__}")
+        self.vocabulary = list(vocabulary)
+        V = len(self.vocabulary)
+        seen: dict = {}
+        for i, w in enumerate(self.vocabulary):
+            if not isinstance(w, str):
+                raise TypeError(f"vocabulary: item {i} is a {type(w).__name__}, expected a str")
+            j = seen.setdefault(w, i)
+            if j != i:
+                raise ValueError(f"vocabulary: {w!r} appears twice (ids {j} and {i})")
+        if isinstance(ids, np.ndarray):
+            flat = _int_array(ids, "ids")
+            if offsets is None:
+                offsets = [0, len(flat)]
+            off = _int_array(offsets, "offsets").astype(np.int64)
+            if len(off) == 0 or off[0] != 0 or off[-1] != len(flat) or (np.diff(off) < 0).any():
+                raise ValueError(f"offsets: expected non-decreasing sentence starts from 0 to "
+                                 f"len(ids)={len(flat)}, got {len(off)} values from "
+                                 f"{off[0] if len(off) else None} to {off[-1] if len(off) else None}")
+        elif isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+            raise TypeError(f"ids: expected a 1-D integer array or a sequence of them, got "
+                            f"{type(ids).__name__}")
+        else:
+            if offsets is not None:
+                raise ValueError("offsets: only with one flat ids array (a sequence of arrays "
+                                 "already marks its sentences)")
+            parts = [_int_array(a, f"ids: item {k}") for k, a in enumerate(ids)]
+            off = np.concatenate([[0], np.cumsum([len(a) for a in parts], dtype=np.int64)]).astype(np.int64)
+            flat = np.concatenate(parts) if parts else np.zeros(0, np.int32)
+        if len(flat):
+            for k, bad in ((int(np.argmin(flat)), lambda x: x < 0), (int(np.argmax(flat)), lambda x: x >= V)):
+                if bad(flat[k]):
+                    s = int(np.searchsorted(off, k, side="right")) - 1
+                    raise ValueError(f"ids: id {flat[k]} (sentence {s}, position {k - off[s]}) is "
+                                     f"out of range for a vocabulary of {V} words (0..{V - 1})")
+        self.ids, self.offsets = flat, off
+        if counts is not None:
+            counts = _int_array(counts, "counts")
+            if len(counts) != V:
+                raise ValueError(f"counts: expected one count per vocabulary word ({V}), got {len(counts)}")
+            if len(counts) and counts.min() < 0:
+                raise ValueError(f"counts: must be >= 0, got {counts.min()}")
+            counts = counts.astype(np.int64)
+        self.counts = counts
+
+    def __len__(self):
+        """The number of sentences."""
+        return len(self.offsets) - 1
+
+    def __repr__(self):
+        return f"TokenIds<{len(self)} sentences, {len(self.ids)} ids, vocabulary of {len(self.vocabulary)}>"
+
+    def word_counts(self) -> dict:
+        """{word: count} of the words that occur, in order of their ids' first occurrence
+        (the order a scan of the equivalent token lists meets them in)."""
+        V, N = len(self.vocabulary), len(self.ids)
+        first = np.full(V, N, np.int64)
+        counted = np.zeros(V, np.int64)
+        for a in range(0, N, ID_BLOCK):  # blocks: no (N,) int64 temporaries
+            block = self.ids[a:a + ID_BLOCK]
+            np.minimum.at(first, block, np.arange(a, a + len(block)))
+            if self.counts is None:
+                counted += np.bincount(block, minlength=V)
+        cnt = counted if self.counts is None else self.counts
+        order = np.argsort(first, kind="stable")  # ids never seen last, in id order
+        cnt_l, vocab = cnt.tolist(), self.vocabulary
+        return {vocab[i]: cnt_l[i] for i in order.tolist() if cnt_l[i] > 0}
+
+    def pieces(self, key_to_index) -> Iterator[tuple[np.ndarray, bool, int]]:
+        """(model indices as int32, ends_sentence, raw ids) per sentence, like id_pieces();
+        a sentence longer than ID_BLOCK comes in several pieces."""
+        remap = np.fromiter((key_to_index.get(w, -1) for w in self.vocabulary), dtype=np.int32,
+                            count=len(self.vocabulary))
+        ids, off = self.ids, self.offsets
+        S, s = len(off) - 1, 0
+        while s < S:
+            # whole sentences of about ID_BLOCK ids at a time (at least one sentence)
+            e = min(S, max(s + 1, int(np.searchsorted(off, off[s] + ID_BLOCK, side="right")) - 1))
+            a, b = int(off[s]), int(off[e])
+            if b - a > ID_BLOCK:  # one long sentence
+                for c in range(a, b, ID_BLOCK):
+                    m = remap[ids[c:min(c + ID_BLOCK, b)]]
+                    yield m[m >= 0], c + ID_BLOCK >= b, len(m)
+            else:
+                m = remap[ids[a:b]]
+                keep = m >= 0
+                kept = m[keep]
+                ko = np.concatenate([[0], np.cumsum(keep)])[off[s:e + 1] - a].tolist()
+                raw = np.diff(off[s:e + 1]).tolist()
+                for k in range(e - s):
+                    yield kept[ko[k]:ko[k + 1]], True, raw[k]
+            s = e
+
+
+def model_pieces(sentences, corpus_file, key_to_index) -> Iterator[tuple[np.ndarray, bool, int]]:
+    """(model indices, ends_sentence, raw token count) per piece of any kind of corpus."""
+    if isinstance(sentences, TokenIds):
+        return sentences.pieces(key_to_index)
+    return id_pieces(pieces(sentences, corpus_file), key_to_index)
+
+
 class Job:
     __slots__ = ("tokens", "sent_off", "lead", "trail", "centers", "raw")
 
@@ -170,12 +315,19 @@ def jobs(id_stream, job_words: int, margin: int) -> Iterator[Job]:
 
 def scan(corpus_iterable, corpus_file, max_vocab_size=None):
     """Count words in one pass: (Counter, sentences, raw tokens). With max_vocab_size, the
-    rarest words are pruned whenever the vocabulary grows past it (gensim's rule)."""
+    rarest words are pruned whenever the vocabulary grows past it (gensim's rule); a TokenIds
+    corpus is counted (or takes its given counts) without pruning."""
     check_source(corpus_iterable, corpus_file, "corpus_iterable")
+    t0 = time.perf_counter()
+    if isinstance(corpus_iterable, TokenIds):
+        counts = corpus_iterable.word_counts()
+        n_sent, n_tok = len(corpus_iterable), len(corpus_iterable.ids)
+        logger.info("collected %d word types from %d token ids in %d sentences in %.2fs",
+                    len(counts), n_tok, n_sent, time.perf_counter() - t0)
+        return counts, n_sent, n_tok
     counts: Counter = Counter()
     n_sent = n_tok = 0
     min_reduce = 1
-    t0 = time.perf_counter()
     for toks, ends in pieces(corpus_iterable, corpus_file):
         counts.update(toks)
         n_tok += len(toks)

@@ -48,7 +48,8 @@ class Word2Vec:
     sg=0, hs=0, negative=5, ns_exponent=0.75, cbow_mean=1, epochs=5, max_final_vocab=None,
     compute_loss=True, batch_words=10000, callbacks=())
 
-    sentences      iterable of token lists (iterated once per epoch; not a one-shot generator)
+    sentences      iterable of token lists (iterated once per epoch; not a one-shot generator),
+                   or a TokenIds: integer token ids with their vocabulary (see TokenIds)
     corpus_file    path of a UTF-8 text file, one sentence per line, whitespace-separated
     vector_size    D, the dimension of the word vectors
     window         maximum distance between the center and a context word (a width in
@@ -275,7 +276,7 @@ class Word2Vec:
                 next_report = t_ep + report_delay
                 w_ep0 = progress["words"]
                 n_jobs = 0
-                stream = _corpus.id_pieces(_corpus.pieces(corpus_iterable, corpus_file), self.wv.key_to_index)
+                stream = _corpus.model_pieces(corpus_iterable, corpus_file, self.wv.key_to_index)
                 for j, job in enumerate(_corpus.jobs(stream, self.batch_words, margin)):
                     al0 = a0 - (a0 - a1) * min(done / total, 1.0)
                     done += job.centers
