@@ -1,8 +1,10 @@
 """GloVe: the AdaGrad step against its twin, co-occurrence counts against a brute-force
-count (also over long sentences split into jobs), training sanity and bad input."""
+count (also over long sentences split into jobs), training sanity, token-id input, save /
+load / continued training and bad input."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 
 import numpy as np
@@ -110,6 +112,128 @@ def test_token_ids_train_like_token_lists():
     for x, y in zip(a.cooccurrence, b.cooccurrence):
         np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(a.wv.vectors, b.wv.vectors)
+
+
+_STATE = ("W", "C", "bw", "bc", "gW", "gC", "gbw", "gbc")
+
+
+def _assert_same_glove(a, b):
+    assert a.wv.index_to_key == b.wv.index_to_key
+    np.testing.assert_array_equal(a.wv.counts, b.wv.counts)
+    for k in _STATE:
+        np.testing.assert_array_equal(getattr(a, k), getattr(b, k), err_msg=k)
+    np.testing.assert_array_equal(a.wv.vectors, b.wv.vectors)
+    assert a.epoch_losses == b.epoch_losses and a.epochs_trained == b.epochs_trained
+
+
+@pytest.mark.parametrize("output", ["sum", "word"])
+def test_save_load_then_continue_training_is_identical(tmp_path, output):
+    c = topic_corpus(300)
+    kw = dict(vector_size=8, min_count=1, window=4, workers=1, seed=7, output=output)
+    a = nnkern.GloVe(c, epochs=2, **kw)
+    a.save(tmp_path / "g.npz")
+    b = nnkern.GloVe.load(tmp_path / "g.npz")
+    _assert_same_glove(a, b)
+    for x, y in zip(a.cooccurrence, b.cooccurrence):
+        np.testing.assert_array_equal(x, y)
+    assert (b.x_max, b.window, b.output, b.seed) == (a.x_max, a.window, output, 7)
+    a.train(epochs=3)
+    b.train(epochs=3)
+    _assert_same_glove(a, b)
+    # and both equal five epochs in one call: the epoch's shuffle depends on (seed, epoch)
+    _assert_same_glove(a, nnkern.GloVe(c, epochs=5, **kw))
+    assert len(b.epoch_losses) == 5 and b.epoch_losses[-1] < b.epoch_losses[0]
+
+
+def test_save_without_cooccurrence_needs_it_rebuilt(tmp_path):
+    c = topic_corpus(200)
+    a = nnkern.GloVe(c, vector_size=6, min_count=1, epochs=1, workers=1)
+    a.save(tmp_path / "full.npz")
+    a.save(tmp_path / "small.npz", cooccurrence=False)
+    assert (tmp_path / "small.npz").stat().st_size < (tmp_path / "full.npz").stat().st_size
+    b = nnkern.GloVe.load(tmp_path / "small.npz")
+    assert b.cooccurrence is None
+    with pytest.raises(RuntimeError, match="build_cooccurrence"):
+        b.train(epochs=1)
+    b.build_cooccurrence(c)
+    a.train(epochs=1)
+    b.train(epochs=1)
+    _assert_same_glove(a, b)
+
+
+def test_save_before_training(tmp_path):
+    c = topic_corpus(100)
+    m = nnkern.GloVe(vector_size=6, min_count=1, workers=1, epochs=2)
+    m.build_vocab(c)
+    m.build_cooccurrence(c)
+    m.save(tmp_path / "g.npz")
+    b = nnkern.GloVe.load(tmp_path / "g.npz")
+    assert b.W is None and b.epochs_trained == 0 and not b.wv.vectors.any()
+    b.train()
+    _assert_same_glove(b, nnkern.GloVe(c, vector_size=6, min_count=1, workers=1, epochs=2))
+
+
+def _rewrite(src, dst, **changes):
+    with np.load(src) as z:
+        data = {k: z[k] for k in z.files}
+    for k, v in changes.items():
+        if v is None:
+            del data[k]
+        else:
+            data[k] = v
+    np.savez(dst, **data)
+
+
+def test_load_rejects_missing_corrupt_and_foreign_files(tmp_path):
+    c = topic_corpus(100)
+    g = nnkern.GloVe(c, vector_size=4, min_count=1, epochs=1)
+    g.save(tmp_path / "g.npz")
+    w = nnkern.Word2Vec(c, vector_size=4, min_count=1, epochs=1)
+    w.save(tmp_path / "w.npz")
+    with pytest.raises(FileNotFoundError, match="fname: no such file"):
+        nnkern.GloVe.load(tmp_path / "none.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a model at all")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    data = (tmp_path / "g.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    for name in ("junk", "empty", "cut", "array.npy"):
+        name = name if name.endswith(".npy") else name + ".npz"
+        with pytest.raises(ValueError, match=f"{name}' is not an nnkern GloVe model"):
+            nnkern.GloVe.load(tmp_path / name)
+    with pytest.raises(ValueError, match="holds an nnkern Word2Vec model, not a GloVe model"):
+        nnkern.GloVe.load(tmp_path / "w.npz")
+    with pytest.raises(ValueError, match="holds an nnkern GloVe model, not a Word2Vec model"):
+        nnkern.Word2Vec.load(tmp_path / "g.npz")
+    V = len(g.wv)
+    bad = {
+        "W shape": (dict(W=np.zeros((V, 5), np.float32)), r"'W' has shape \(%d, 5\)" % V),
+        "gbc dtype": (dict(gbc=np.ones(V)), "'gbc' has .* dtype float64"),
+        "no C": (dict(C=None), "no 'C' array"),
+        "rows": (dict(rows=g.cooccurrence[0] + V), "co-occurrence indices outside"),
+        "vals length": (dict(vals=g.cooccurrence[2][:-1]), "'vals' has shape"),
+        "no key_off": (dict(key_off=None), "key_off"),
+        "params": (dict(params=np.array(json.dumps({"model": "GloVe"}))), "params lack vector_size"),
+        "params value": (dict(params=np.array(json.dumps(dict(
+            json.loads(str(np.load(tmp_path / "g.npz")["params"])), window=0)))), "window"),
+    }
+    for what, (changes, match) in bad.items():
+        _rewrite(tmp_path / "g.npz", tmp_path / "bad.npz", **changes)
+        with pytest.raises(ValueError, match=match):
+            nnkern.GloVe.load(tmp_path / "bad.npz")
+
+
+def test_word2vec_files_without_a_model_tag_still_load(tmp_path):
+    # files written before the "model" entry was stored are Word2Vec models
+    w = nnkern.Word2Vec(topic_corpus(100), vector_size=4, min_count=1, epochs=1)
+    w.save(tmp_path / "w.npz")
+    params = json.loads(str(np.load(tmp_path / "w.npz")["params"]))
+    del params["model"]
+    _rewrite(tmp_path / "w.npz", tmp_path / "old.npz", params=np.array(json.dumps(params)))
+    np.testing.assert_array_equal(nnkern.Word2Vec.load(tmp_path / "old.npz").wv.vectors, w.wv.vectors)
+    _rewrite(tmp_path / "w.npz", tmp_path / "bad.npz", syn1neg=np.zeros((3, 4), np.float32))
+    with pytest.raises(ValueError, match="not an nnkern Word2Vec model .*'syn1neg' has shape"):
+        nnkern.Word2Vec.load(tmp_path / "bad.npz")
 
 
 def test_no_nan_on_a_degenerate_corpus():

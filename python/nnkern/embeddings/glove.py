@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from .. import _core
-from . import _corpus, _vocab
+from . import _corpus, _persist, _vocab
 from .keyedvectors import KeyedVectors, _check_int
 from .word2vec import _check_real
 
@@ -31,9 +31,13 @@ class GloVe:
     x_max=100, alpha=0.75, learning_rate=0.05, epochs=25, workers=2, seed=1, symmetric=True,
     max_vocab_size=None, output="sum")
 
-    With sentences or corpus_file, the vocabulary, the co-occurrences and the vectors are
-    built right away; otherwise call build_vocab(), build_cooccurrence() and train().
-    epoch_losses holds the summed weighted squared error of each epoch.
+    sentences is an iterable of token lists or a TokenIds (integer ids with their
+    vocabulary); corpus_file a UTF-8 text file, one sentence per line. With either, the
+    vocabulary, the co-occurrences and the vectors are built right away; otherwise call
+    build_vocab(), build_cooccurrence() and train(). Each train() call continues from the
+    current state (vectors, biases, AdaGrad sums), and epoch k shuffles the pairs with a
+    generator seeded by (seed, k), so train(2) then train(3) equals train(5). epoch_losses
+    holds the summed weighted squared error of each epoch; save() / load() keep it all.
     """
 
     def __init__(self, sentences=None, corpus_file=None, vector_size=100, window=10, min_count=5,
@@ -57,8 +61,11 @@ class GloVe:
         self.output = output
         self.wv = KeyedVectors(self.vector_size)
         self.cooccurrence = None  # (rows, cols, vals)
+        self.cooccurrence_seconds = None
         self.epoch_losses: list[float] = []
-        self.W = self.C = self.bw = self.bc = None
+        self.epochs_trained = 0
+        self.W = self.C = self.bw = self.bc = None  # word and context vectors and biases
+        self.gW = self.gC = self.gbw = self.gbc = None  # their AdaGrad sums of squared gradients
         if sentences is not None or corpus_file is not None:
             self.build_vocab(sentences, corpus_file=corpus_file)
             self.build_cooccurrence(sentences, corpus_file=corpus_file)
@@ -70,7 +77,9 @@ class GloVe:
         words, cnt = _vocab.vocabulary(counts, n_sent, n_tok, src, self.min_count, None)
         self.wv = KeyedVectors(self.vector_size)
         self.wv._set(words, np.zeros((len(words), self.vector_size), np.float32), cnt)
-        self.W = None
+        self.W = self.C = self.bw = self.bc = self.gW = self.gC = self.gbw = self.gbc = None
+        self.cooccurrence = None
+        self.epochs_trained = 0
 
     def build_cooccurrence(self, corpus_iterable=None, corpus_file=None, dense_words=2048,
                            buffer_pairs=1 << 22):
@@ -91,16 +100,19 @@ class GloVe:
         return self.cooccurrence
 
     def train(self, epochs=None):
+        """Run `epochs` more AdaGrad passes (default: the model's epochs) over the
+        co-occurrences; returns their losses. The first call initialises the parameters."""
         if self.cooccurrence is None:
-            raise RuntimeError("train: no co-occurrences; call build_cooccurrence() first")
+            raise RuntimeError("train: no co-occurrences; call build_cooccurrence() first (a "
+                               "model saved with cooccurrence=False needs it again after load)")
         epochs = self.epochs if epochs is None else _check_int(epochs, "epochs", 0)
         rows, cols, vals = self.cooccurrence
         if len(rows) == 0:
             raise ValueError("corpus_iterable / corpus_file: no two vocabulary words ever occur "
                              "within `window` of each other; nothing to train on")
         V, D = len(self.wv), self.vector_size
-        rng = np.random.default_rng(self.seed)
         if self.W is None:  # glove.c: uniform in [-0.5, 0.5) / D, biases too; AdaGrad sums at 1
+            rng = np.random.default_rng(self.seed)
             init = lambda *s: ((rng.random(s, dtype=np.float32) - 0.5) / D).astype(np.float32)  # noqa: E731
             self.W, self.C, self.bw, self.bc = init(V, D), init(V, D), init(V), init(V)
             self.gW, self.gC = np.ones((V, D), np.float32), np.ones((V, D), np.float32)
@@ -109,7 +121,7 @@ class GloVe:
         for e in range(epochs):
             t0 = time.perf_counter()
             # shuffle the triplets themselves: the epoch then reads them sequentially
-            order = rng.permutation(nnz)
+            order = np.random.default_rng([self.seed, self.epochs_trained]).permutation(nnz)
             loss = _core.glove_epoch(self.W, self.C, self.bw, self.bc, self.gW, self.gC, self.gbw,
                                      self.gbc, V, D, rows[order], cols[order], vals[order],
                                      self.learning_rate, self.x_max, self.alpha, self.workers)
@@ -117,7 +129,64 @@ class GloVe:
             dt = time.perf_counter() - t0
             self.epoch_losses.append(loss)
             logger.info("GloVe epoch %d: loss %.6g (%.6g per pair), %.2fs, %.2fM updates/s",
-                        len(self.epoch_losses) - 1, loss, loss / nnz, dt, nnz / dt / 1e6)
-        vec = self.W + self.C if self.output == "sum" else self.W.copy()
-        self.wv._set(self.wv.index_to_key, vec, self.wv.counts)
+                        self.epochs_trained, loss, loss / nnz, dt, nnz / dt / 1e6)
+            self.epochs_trained += 1
+        self._publish()
         return self.epoch_losses[-epochs:] if epochs else []
+
+    def _publish(self):
+        # wv holds the output vectors; before training, zeros
+        if self.W is None:
+            vec = np.zeros((len(self.wv), self.vector_size), np.float32)
+        else:
+            vec = self.W + self.C if self.output == "sum" else self.W.copy()
+        self.wv._set(self.wv.index_to_key, vec, self.wv.counts)
+
+    # ------------------------------------------------------------------------------------
+    # persistence
+
+    _INIT = ("vector_size", "window", "min_count", "x_max", "alpha", "learning_rate", "epochs",
+             "workers", "seed", "symmetric", "max_vocab_size", "output")
+    _STATE = ("epochs_trained", "epoch_losses", "cooccurrence_seconds")
+    _ARRAYS = ("W", "C", "bw", "bc", "gW", "gC", "gbw", "gbc")
+
+    def save(self, fname, cooccurrence=True):
+        """Save the model so that training can continue after load(): hyperparameters, the
+        vocabulary with counts, W, C, both biases, their AdaGrad sums, the losses so far and,
+        with cooccurrence=True, the co-occurrence triplets (12 bytes per non-zero pair).
+        With cooccurrence=False the file is smaller, and a loaded model needs
+        build_cooccurrence() over the same corpus before train(). A NumPy .npz archive, no
+        pickle; the output vectors are not stored (they are W + C or W)."""
+        arrays = {k: getattr(self, k) for k in self._ARRAYS}
+        if cooccurrence and self.cooccurrence is not None:
+            arrays.update(zip(("rows", "cols", "vals"), self.cooccurrence))
+        _persist.save_model(self, fname, arrays)
+
+    @classmethod
+    def load(cls, fname):
+        """Load a model written by save(). A missing file raises FileNotFoundError; a file
+        that is not a GloVe model, or is truncated or inconsistent, raises ValueError."""
+        m, keys, data = _persist.load_model(cls, fname)
+        V, D = len(keys), m.vector_size
+        spec = {"counts": ((V,), np.int64)}
+        if "W" in data:  # a trained model
+            spec.update({k: ((V, D) if k in ("W", "C", "gW", "gC") else (V,), np.float32) for k in cls._ARRAYS})
+        if "rows" in data:
+            nnz = data["rows"].shape[:1]
+            spec.update(rows=(nnz, np.int32), cols=(nnz, np.int32), vals=(nnz, np.float32))
+        a = _persist.arrays(fname, "GloVe", data, spec)
+        for k in cls._ARRAYS:
+            setattr(m, k, a.get(k))
+        if "rows" in a:
+            rc = np.concatenate([a["rows"], a["cols"]])
+            if len(rc) and (rc.min() < 0 or rc.max() >= V):
+                raise _persist.bad_file(fname, "GloVe", f"co-occurrence indices outside the "
+                                        f"vocabulary of {V} words")
+            m.cooccurrence = (a["rows"], a["cols"], a["vals"])
+        m.wv._set(keys, np.zeros((V, D), np.float32), a["counts"])
+        m._publish()
+        return m
+
+    def __repr__(self):
+        return (f"GloVe<vocab={len(self.wv)}, vector_size={self.vector_size}, window={self.window}, "
+                f"epochs_trained={self.epochs_trained}>")

@@ -16,9 +16,7 @@ without locks (Hogwild, as word2vec.c and gensim do). Differences from gensim:
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import queue
 import sys
 import threading
@@ -27,7 +25,7 @@ import time
 import numpy as np
 
 from .. import _core
-from . import _corpus, _vocab
+from . import _corpus, _persist, _vocab
 from .keyedvectors import KeyedVectors, _check_int
 
 logger = logging.getLogger(__name__)
@@ -332,44 +330,31 @@ class Word2Vec:
     # ------------------------------------------------------------------------------------
     # persistence
 
-    _PARAMS = ("vector_size", "window", "min_count", "max_vocab_size", "max_final_vocab", "sample",
-               "seed", "workers", "alpha", "min_alpha", "sg", "hs", "negative", "ns_exponent",
-               "cbow_mean", "epochs", "compute_loss", "batch_words", "corpus_count",
-               "corpus_total_words", "effective_words", "epochs_trained", "epoch_losses")
+    _INIT = ("vector_size", "window", "min_count", "max_vocab_size", "max_final_vocab", "sample",
+             "seed", "workers", "alpha", "min_alpha", "sg", "hs", "negative", "ns_exponent",
+             "cbow_mean", "epochs", "compute_loss", "batch_words")
+    _STATE = ("corpus_count", "corpus_total_words", "effective_words", "epochs_trained", "epoch_losses")
 
     def save(self, fname):
         """Save everything needed to continue training (a NumPy .npz archive, no pickle)."""
-        params = {k: getattr(self, k) for k in self._PARAMS}
-        arrays = {"vectors": self.wv.vectors, "counts": self.wv.counts}
-        if self.syn1neg is not None:
-            arrays["syn1neg"] = self.syn1neg
-        if self.syn1 is not None:
-            arrays["syn1"] = self.syn1
-        keys, off = _encode_keys(self.wv.index_to_key)
-        with open(fname, "wb") as f:
-            np.savez(f, params=np.array(json.dumps(params)), keys=keys, key_off=off, **arrays)
+        _persist.save_model(self, fname,
+                            dict(vectors=self.wv.vectors, syn1neg=self.syn1neg, syn1=self.syn1))
 
     @classmethod
     def load(cls, fname):
-        """Load a model written by save()."""
-        if not os.path.isfile(fname):
-            raise FileNotFoundError(f"fname: no such file: {os.fspath(fname)!r}")
-        try:
-            with np.load(fname, allow_pickle=False) as z:
-                params = json.loads(str(z["params"]))
-                data = {k: z[k] for k in z.files}
-        except (ValueError, OSError, KeyError) as exc:
-            raise ValueError(f"fname: {os.fspath(fname)!r} is not an nnkern Word2Vec model ({exc})") from None
-        m = cls.__new__(cls)
-        cls.__init__(m, **{k: params[k] for k in (
-            "vector_size", "window", "min_count", "max_vocab_size", "max_final_vocab", "sample",
-            "seed", "workers", "alpha", "min_alpha", "sg", "hs", "negative", "ns_exponent",
-            "cbow_mean", "epochs", "compute_loss", "batch_words")})
-        for k in ("corpus_count", "corpus_total_words", "effective_words", "epochs_trained", "epoch_losses"):
-            setattr(m, k, params[k])
-        m.wv._set(_decode_keys(data["keys"], data["key_off"]), data["vectors"], data["counts"])
-        m.syn1neg = data.get("syn1neg")
-        m.syn1 = data.get("syn1")
+        """Load a model written by save(). A missing file raises FileNotFoundError; a file
+        that is not a Word2Vec model, or is truncated or inconsistent, raises ValueError."""
+        m, keys, data = _persist.load_model(cls, fname)
+        V, D = len(keys), m.vector_size
+        spec = dict(vectors=((V, D), np.float32), counts=((V,), np.int64))
+        if m.negative:
+            spec["syn1neg"] = ((V, D), np.float32)
+        if m.hs:
+            spec["syn1"] = ((max(V - 1, 1), D), np.float32)
+        a = _persist.arrays(fname, "Word2Vec", data, spec)
+        m.wv._set(keys, a["vectors"], a["counts"])
+        m.syn1neg = a.get("syn1neg")
+        m.syn1 = a.get("syn1")
         m._make_tables()
         return m
 
@@ -390,17 +375,6 @@ def _progress_bar(progress, total):
     if progress is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
         return None
     return tqdm(total=total, unit="word", unit_scale=True, desc="Word2Vec")
-
-
-def _encode_keys(keys):
-    enc = [k.encode("utf-8") for k in keys]
-    off = np.concatenate([[0], np.cumsum([len(b) for b in enc], dtype=np.int64)]).astype(np.int64)
-    return np.frombuffer(b"".join(enc), dtype=np.uint8).copy(), off
-
-
-def _decode_keys(blob, off):
-    b = blob.tobytes()
-    return [b[off[i]:off[i + 1]].decode("utf-8") for i in range(len(off) - 1)]
 
 
 def _check_real(x, name, min_value):
