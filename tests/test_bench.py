@@ -90,3 +90,29 @@ def test_embeddings_suite_bad_mode(tmp_path, monkeypatch):
     pytest.importorskip("gensim")
     monkeypatch.setenv("NNKERN_BENCH_CACHE", str(tmp_path))
     assert cli.main(["--suite", "embeddings", "--quick", "--modes", "skipgram"]) == 2
+
+
+def test_embeddings_suite_glove_only(tmp_path, capsys):
+    # a tiny generated corpus: the GloVe rows run in their own process, without gensim
+    from nnkern.bench import embeddings
+
+    corpus = embeddings.synthetic_corpus(str(tmp_path / "tiny.txt"), 400)
+    out = tmp_path / "glove.json"
+    rc = cli.main(["--suite", "embeddings", "--corpus", corpus, "--modes", "glove",
+                   "--glove-epochs", "2", "--vector-size", "8", "--threads", "1", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "nnkern/glove.c AdaGrad updates/s" in text and "0.82M updates/s" in text
+    assert "Mwords/s" not in text  # no word2vec rows
+    doc = json.loads(out.read_text())
+    assert doc["rows"] == []
+    g = doc["glove"]
+    assert g["mode"] == "glove" and g["vocab"] > 0 and g["nonzero_pairs"] > 0
+    assert len(g["epoch_s"]) == 2 and g["updates_per_s"] > 0 and g["cooccurrence_s"] > 0
+    assert g["peak_rss_mb"] >= g["rss_after_import_mb"] > 0
+    np.testing.assert_allclose(g["ratio_to_glove_c"], g["updates_per_s"] / 0.82e6)
+
+
+def test_embeddings_suite_bad_glove_epochs():
+    p = run_cli("--suite", "embeddings", "--modes", "glove", "--glove-epochs", "0")
+    assert p.returncode != 0 and "--glove-epochs" in p.stderr

@@ -1,6 +1,7 @@
 """The command line: ``python -m nnkern.bench [--filter REGEX] [--threads N] [--json PATH]
 [--markdown] [--repeats R] [--quick] [--list]``, and ``--suite embeddings [--corpus PATH]
-[--modes LIST] [--epochs E] [--seeds S]`` for Word2Vec against gensim.
+[--modes LIST] [--epochs E] [--seeds S] [--glove-epochs G]`` for Word2Vec against gensim
+and GloVe against glove.c's quoted throughput.
 
 Prints the machine record, then one aligned row per case as it finishes (with --markdown:
 progress to stderr and a GitHub markdown table to stdout at the end). Exit code 0, or 1 when
@@ -46,12 +47,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="do not import torch (torch columns show '-')")
     p.add_argument("--suite", choices=["kernels", "embeddings"], default="kernels",
                    help="kernels (default): the kernel cases; embeddings: Word2Vec training "
-                   "speed and quality against gensim (see nnkern.bench.embeddings)")
+                   "speed and quality against gensim, and GloVe's (see nnkern.bench.embeddings)")
     e = p.add_argument_group("embeddings suite")
     e.add_argument("--corpus", metavar="PATH",
                    help="train on this corpus file instead of the Debian documentation corpus")
-    e.add_argument("--modes", metavar="LIST", help="comma-separated: sg-ns,cbow-ns,sg-hs (default all)")
-    e.add_argument("--epochs", type=int, default=1, metavar="E", help="epochs per run (default 1)")
+    e.add_argument("--modes", metavar="LIST",
+                   help="comma-separated: sg-ns,cbow-ns,sg-hs,glove (default all; "
+                   "--modes glove runs GloVe alone, without gensim)")
+    e.add_argument("--epochs", type=int, default=1, metavar="E", help="epochs per word2vec run (default 1)")
+    e.add_argument("--glove-epochs", type=int, default=10, metavar="G",
+                   help="GloVe epochs (default 10)")
     e.add_argument("--seeds", type=int, default=1, metavar="S", help="seeds 1..S per mode (default 1)")
     e.add_argument("--vector-size", type=int, default=100, metavar="D", help="default 100")
     e.add_argument("--gensim-mode", choices=["iterable", "corpus_file"], default="iterable",
@@ -61,7 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--threads must be >= 1")
     if args.repeats is not None and args.repeats < 1:
         p.error("--repeats must be >= 1")
-    for name in ("epochs", "seeds", "vector_size"):
+    for name in ("epochs", "seeds", "vector_size", "glove_epochs"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     return args
