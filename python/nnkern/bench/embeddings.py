@@ -237,16 +237,20 @@ def main(args) -> int:
     return 0
 
 
+def _print_head(label, settings, head):
+    """The settings line (with the load average, a sign of other work), a header, a rule."""
+    print(f"{label:9s} {settings}; load average {os.getloadavg()[0]:.2f}")
+    print(head)
+    print("-" * len(head))
+
+
 def word2vec_table(modes, corpus, real, args):
     """Run and print the word2vec rows (nnkern and gensim per mode and seed) and the
     per-mode ratios; returns the rows."""
-    print(f"settings  vector_size {args.vector_size}, window 5, min_count 5, sample 1e-3, "
-          f"negative 5, epochs {args.epochs}, workers {args.threads}, seeds {args.seeds}; "
-          "load average {:.2f}".format(os.getloadavg()[0]))
-    head = (f"{'mode':8s} {'lib':7s} {'seed':>4s} {'vocab':>7s} {'vocab s':>8s} {'train s':>8s} "
-            f"{'Mwords/s':>9s} {'Mw/cpu-s':>9s} {'ws353':>6s} {'analogy':>7s}")
-    print(head)
-    print("-" * len(head))
+    _print_head("settings", f"vector_size {args.vector_size}, window 5, min_count 5, sample 1e-3, "
+                f"negative 5, epochs {args.epochs}, workers {args.threads}, seeds {args.seeds}",
+                f"{'mode':8s} {'lib':7s} {'seed':>4s} {'vocab':>7s} {'vocab s':>8s} {'train s':>8s} "
+                f"{'Mwords/s':>9s} {'Mw/cpu-s':>9s} {'ws353':>6s} {'analogy':>7s}")
     rows = []
     for mode in modes:
         for seed in range(1, args.seeds + 1):
@@ -324,13 +328,10 @@ def glove_table(corpus, args):
     row (None when the child failed)."""
     cfg = dict(corpus=corpus, vector_size=args.vector_size, threads=args.threads,
                epochs=args.glove_epochs, eval_files=args.eval_files)
-    print(f"GloVe     vector_size {args.vector_size}, window 10, min_count 5, x_max 100, "
-          f"workers {args.threads}, epochs {args.glove_epochs}, in its own process; "
-          "load average {:.2f}".format(os.getloadavg()[0]))
-    head = (f"{'mode':8s} {'lib':7s} {'vocab':>7s} {'vocab s':>8s} {'cooc s':>7s} {'pairs':>11s} "
-            f"{'epoch s':>8s} {'Mupd/s':>7s} {'RSS MB':>7s} {'peak MB':>8s} {'ws353':>6s} {'analogy':>7s}")
-    print(head)
-    print("-" * len(head))
+    _print_head("GloVe", f"vector_size {args.vector_size}, window 10, min_count 5, x_max 100, "
+                f"workers {args.threads}, epochs {args.glove_epochs}, in its own process",
+                f"{'mode':8s} {'lib':7s} {'vocab':>7s} {'vocab s':>8s} {'cooc s':>7s} {'pairs':>11s} "
+                f"{'epoch s':>8s} {'Mupd/s':>7s} {'RSS MB':>7s} {'peak MB':>8s} {'ws353':>6s} {'analogy':>7s}")
     code = "import sys; from nnkern.bench.embeddings import glove_child; glove_child(sys.argv[1])"
     p = subprocess.run([sys.executable, "-c", code, json.dumps(cfg)], capture_output=True,
                        text=True, check=False)
