@@ -72,6 +72,8 @@ class GloVe:
             self.train()
 
     def build_vocab(self, corpus_iterable=None, corpus_file=None):
+        """The vocabulary of a corpus (token lists, a TokenIds or corpus_file); it starts the
+        model afresh (co-occurrences and parameters of an earlier vocabulary are dropped)."""
         src = "corpus_file" if corpus_file is not None else "corpus_iterable"
         counts, n_sent, n_tok = _corpus.scan(corpus_iterable, corpus_file, self.max_vocab_size)
         words, cnt = _vocab.vocabulary(counts, n_sent, n_tok, src, self.min_count, None)

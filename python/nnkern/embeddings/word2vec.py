@@ -122,7 +122,9 @@ class Word2Vec:
     def build_vocab(self, corpus_iterable=None, corpus_file=None, update=False, progress_per=10000):
         """Build the vocabulary from a corpus (or, with update=True, add the new words of
         another corpus, counts added to the old ones) and (re)make the sampling tables.
-        progress_per is accepted for gensim compatibility and ignored."""
+        corpus_iterable is token lists or a TokenIds (whose vocabulary need not be the
+        model's: words are matched by string). progress_per is accepted for gensim
+        compatibility and ignored."""
         src = "corpus_file" if corpus_file is not None else "corpus_iterable"
         counts, n_sent, n_tok = self.scan_vocab(corpus_iterable, corpus_file)
         if update:
