@@ -46,7 +46,7 @@ class W2VTrainer {
   W2VTrainer(py::array syn0, py::object syn1neg, py::object syn1, index_t V, index_t D,
              py::array keep, py::object alias_prob, py::object alias_idx, py::object code_off,
              py::object points, py::object codes, int window, int negative, bool sg, bool hs,
-             bool cbow_mean, bool compute_loss)
+             bool cbow_mean, bool compute_loss, bool window_batch)
       : syn0_(syn0) {
     const index_t VD = dims("W2VTrainer", {V, D});
     if (V < 1 || D < 1 || V >= (index_t(1) << 31))
@@ -94,6 +94,7 @@ class W2VTrainer {
     m_.hs = hs;
     m_.cbow_mean = cbow_mean;
     m_.compute_loss = compute_loss;
+    m_.window_batch = window_batch;
   }
 
   // -> (loss, examples, words kept)
@@ -194,6 +195,22 @@ void bind_word2vec(py::module_& m) {
      py::arg("context"), py::arg("points"), py::arg("codes"), py::arg("alpha"),
      py::arg("cbow_mean"));
 
+  // syn0 (V, D), syn1 (V1, D), contexts (C,), points (L,) distinct, codes (L,) -> loss
+  m.def("word2vec_sg_hs_window", [](py::array& syn0, py::array& syn1, index_t V, index_t V1,
+                                    index_t D, const py::array& ctx, const py::array& points,
+                                    const py::array& codes, double alpha) {
+    const std::int64_t* px = indices<std::int64_t>(ctx, "contexts", ctx.size(), V);
+    const index_t C = ctx.size(), L = points.size();
+    const auto [pp, pc] = hs_path(points, codes, V1);
+    if (!all_distinct(pp, L)) throw py::value_error("points: the nodes of a path must be distinct");
+    return with_weights("word2vec_sg_hs_window", syn0, syn1, "syn1", V, V1, D, [&](auto* p0, auto* p1, auto*) {
+      using T = std::remove_pointer_t<decltype(p0)>;
+      std::vector<T> work(C * (kW2VChunk + L));
+      return w2v_sg_hs_window<T>(p0, p1, D, px, C, pp, pc, L, T(alpha), true, work.data());
+    });
+  }, py::arg("syn0"), py::arg("syn1"), py::arg("V"), py::arg("V1"), py::arg("D"),
+     py::arg("contexts"), py::arg("points"), py::arg("codes"), py::arg("alpha"));
+
   // alias_prob (V,) uint32, alias_idx (V,) int32 -> n draws (int64), as training draws them
   m.def("w2v_draw_negatives", [](const py::array& alias_prob, const py::array& alias_idx,
                                  std::uint64_t seed, index_t n) {
@@ -214,11 +231,12 @@ void bind_word2vec(py::module_& m) {
   py::class_<W2VTrainer>(m, "W2VTrainer")
       .def(py::init<py::array, py::object, py::object, index_t, index_t, py::array, py::object,
                     py::object, py::object, py::object, py::object, int, int, bool, bool, bool,
-                    bool>(),
+                    bool, bool>(),
            py::arg("syn0"), py::arg("syn1neg"), py::arg("syn1"), py::arg("V"), py::arg("D"),
            py::arg("keep"), py::arg("alias_prob"), py::arg("alias_idx"), py::arg("code_off"),
            py::arg("points"), py::arg("codes"), py::arg("window"), py::arg("negative"),
-           py::arg("sg"), py::arg("hs"), py::arg("cbow_mean"), py::arg("compute_loss"))
+           py::arg("sg"), py::arg("hs"), py::arg("cbow_mean"), py::arg("compute_loss"),
+           py::arg("window_batch") = true)
       .def("train_job", &W2VTrainer::train_job, py::arg("tokens"), py::arg("sent_off"),
            py::arg("lead"), py::arg("trail"), py::arg("alpha0"), py::arg("alpha1"),
            py::arg("seed"));

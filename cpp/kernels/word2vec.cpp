@@ -66,13 +66,6 @@ inline void cbow_apply(T* syn0, index_t D, const std::int64_t* ctx, index_t C, b
 
 }  // namespace
 
-// Whether the L path nodes are distinct (the single-example updates take arbitrary points).
-inline bool all_distinct(const std::int32_t* points, index_t L) {
-  std::vector<std::int32_t> p(points, points + L);
-  std::sort(p.begin(), p.end());
-  return std::adjacent_find(p.begin(), p.end()) == p.end();
-}
-
 // One example of either architecture around an objective(h, e) -> loss that adds its
 // gradient step for h into e: skip-gram's h is the row syn0[context] itself, CBOW's the
 // mean or sum of the context rows.
@@ -157,6 +150,11 @@ W2VResult w2v_train_job(const W2VModel<T>& m, const W2VJob& job) {
   std::vector<T> work(2 * D);
   T* h = work.data();
   T* e = work.data() + D;
+  // Skip-gram HS windows: C * (kW2VChunk + L) for the widest window and longest path.
+  index_t longest_path = 0;
+  if (m.sg && m.hs && m.window_batch)
+    for (index_t w = 0; w < m.V; ++w) longest_path = std::max(longest_path, m.code_off[w + 1] - m.code_off[w]);
+  std::vector<T> win(m.sg && m.hs && m.window_batch ? 2 * m.window * (kW2VChunk + longest_path) : 0);
 
   const index_t n_centers = job.n - job.lead - job.trail;
   const double a0 = job.alpha0, da = n_centers > 0 ? (job.alpha1 - job.alpha0) / n_centers : 0.0;
@@ -218,7 +216,15 @@ W2VResult w2v_train_job(const W2VModel<T>& m, const W2VJob& job) {
           for (index_t b = 0; b < index_t(D * sizeof(T)); b += 64) __builtin_prefetch(row + b, 1);
         }
       }
-      if (m.sg) {
+      if (m.sg && m.hs && K == 0 && m.window_batch) {
+        index_t C = 0;
+        for (index_t j = lo; j < hi; ++j)
+          if (j != i) ctx[C++] = kept[j];
+        const index_t o = m.code_off[word], L = m.code_off[word + 1] - o;
+        res.loss += w2v_sg_hs_window<T>(m.syn0, m.syn1, D, ctx.data(), C, m.points + o,
+                                        m.codes + o, L, alpha, want_loss, win.data());
+        res.examples += C;
+      } else if (m.sg) {
         for (index_t j = lo; j < hi; ++j) {
           if (j == i) continue;
           T* l1 = m.syn0 + kept[j] * D;

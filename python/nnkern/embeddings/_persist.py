@@ -25,7 +25,8 @@ def save_model(model, fname, arrays: dict) -> None:
 def load_model(cls, fname):
     """(model, keys, arrays): cls built from a file written by save_model(), its _STATE
     restored; the caller checks the arrays it needs with arrays()."""
-    params, keys, data = read(fname, cls.__name__, cls._INIT + cls._STATE)
+    params, keys, data = read(fname, cls.__name__, cls._INIT + cls._STATE,
+                              getattr(cls, "_DEFAULTS", {}))
     return new_model(cls, fname, params, cls._INIT, cls._STATE), keys, data
 
 
@@ -42,8 +43,9 @@ def bad_file(fname, kind, why):
     return ValueError(f"fname: {os.fspath(fname)!r} is not an nnkern {kind} model ({why})")
 
 
-def read(fname, kind: str, names) -> tuple[dict, list, dict]:
-    """(params, keys, arrays) of a `kind` model file; params must hold every one of names.
+def read(fname, kind: str, names, defaults=None) -> tuple[dict, list, dict]:
+    """(params, keys, arrays) of a `kind` model file; params must hold every one of names,
+    except those in defaults (parameters added later: older files get the default value).
     Files written before "model" was recorded are Word2Vec models."""
     if not os.path.isfile(fname):
         raise FileNotFoundError(f"fname: no such file: {os.fspath(fname)!r}")
@@ -65,6 +67,7 @@ def read(fname, kind: str, names) -> tuple[dict, list, dict]:
     if found != kind:
         raise ValueError(f"fname: {os.fspath(fname)!r} holds an nnkern {found} model, not a "
                          f"{kind} model (load it with nnkern.{found}.load)")
+    params = {**(defaults or {}), **params}
     missing = [k for k in names if k not in params]
     if missing:
         raise bad_file(fname, kind, f"params lack {', '.join(missing)}")

@@ -44,7 +44,7 @@ class Word2Vec:
     """Word2Vec(sentences=None, corpus_file=None, vector_size=100, alpha=0.025, window=5,
     min_count=5, max_vocab_size=None, sample=1e-3, seed=1, workers=2, min_alpha=0.0001,
     sg=0, hs=0, negative=5, ns_exponent=0.75, cbow_mean=1, epochs=5, max_final_vocab=None,
-    compute_loss=True, batch_words=10000, callbacks=())
+    compute_loss=True, batch_words=10000, callbacks=(), window_batch=True)
 
     sentences      iterable of token lists (iterated once per epoch; not a one-shot generator),
                    or a TokenIds: integer token ids with their vocabulary (see TokenIds)
@@ -63,6 +63,11 @@ class Word2Vec:
     epochs         passes over the corpus;  workers: training threads;  seed: randomness
     batch_words    target number of tokens per job
     compute_loss   accumulate the log-loss (epoch_losses, get_latest_training_loss)
+    window_batch   skip-gram with hierarchical softmax alone (sg=1, hs=1, negative=0): train
+                   each window as one batch, all its contexts against the center word's path
+                   as it was when the window started (nnkern.ops.word2vec_sg_hs_window), about
+                   twice as fast; False runs the examples one by one like word2vec.c and
+                   gensim. Other modes always run one by one.
 
     When sentences or corpus_file is given, the vocabulary is built and the model trained
     right away; otherwise call build_vocab() and train().
@@ -72,7 +77,7 @@ class Word2Vec:
                  min_count=5, max_vocab_size=None, sample=1e-3, seed=1, workers=2,
                  min_alpha=0.0001, sg=0, hs=0, negative=5, ns_exponent=0.75, cbow_mean=1,
                  epochs=5, max_final_vocab=None, compute_loss=True, batch_words=10000,
-                 callbacks=()):
+                 callbacks=(), window_batch=True):
         self.vector_size = _check_int(vector_size, "vector_size", 1)
         self.window = _check_int(window, "window", 1)
         self.min_count = _check_int(min_count, "min_count", 0)
@@ -94,6 +99,7 @@ class Word2Vec:
         self.compute_loss = bool(compute_loss)
         self.batch_words = _check_int(batch_words, "batch_words", 1)
         self.callbacks = tuple(callbacks)
+        self.window_batch = _check_flag(window_batch, "window_batch")
 
         self.wv = KeyedVectors(self.vector_size)
         self.syn1neg = None
@@ -233,7 +239,7 @@ class Word2Vec:
             self.wv.vectors, self.syn1neg, self.syn1, len(self.wv), self.vector_size, t["keep"],
             t["alias_prob"], t["alias_idx"], t["code_off"],
             t["points"], t["codes"], self.window, self.negative, bool(self.sg), bool(self.hs),
-            bool(self.cbow_mean), self.compute_loss)
+            bool(self.cbow_mean), self.compute_loss, bool(self.window_batch))
 
         jobs_q: queue.Queue = queue.Queue(maxsize=max(1, int(queue_factor)) * self.workers)
         lock = threading.Lock()
@@ -334,7 +340,8 @@ class Word2Vec:
 
     _INIT = ("vector_size", "window", "min_count", "max_vocab_size", "max_final_vocab", "sample",
              "seed", "workers", "alpha", "min_alpha", "sg", "hs", "negative", "ns_exponent",
-             "cbow_mean", "epochs", "compute_loss", "batch_words")
+             "cbow_mean", "epochs", "compute_loss", "batch_words", "window_batch")
+    _DEFAULTS = {"window_batch": 0}  # what files written before a parameter existed meant
     _STATE = ("corpus_count", "corpus_total_words", "effective_words", "epochs_trained", "epoch_losses")
 
     def save(self, fname):

@@ -25,6 +25,13 @@ def word2vec_sg_hs(syn0, syn1, context, points, codes, alpha):
     return _core.word2vec_sg_hs(syn0, syn1, V, syn1.shape[0], D, context, points, codes, alpha)
 
 
+def word2vec_sg_hs_window(syn0, syn1, contexts, points, codes, alpha):
+    points, codes, alpha = _hs_args(syn0, syn1, points, codes, alpha)
+    contexts = _indices(contexts, "contexts", syn0.shape[0])
+    V, D = syn0.shape
+    return _core.word2vec_sg_hs_window(syn0, syn1, V, syn1.shape[0], D, contexts, points, codes, alpha)
+
+
 def word2vec_cbow_ns(syn0, syn1neg, word, context, negatives, alpha, cbow_mean=True):
     word, negatives, alpha = _ns_args(syn0, syn1neg, word, negatives, alpha)
     context = _indices(context, "context", syn0.shape[0])

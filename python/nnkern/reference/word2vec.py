@@ -25,7 +25,8 @@ import numpy as np
 
 from .. import _validate as v
 
-__all__ = ["word2vec_sg_ns", "word2vec_sg_hs", "word2vec_cbow_ns", "word2vec_cbow_hs"]
+__all__ = ["word2vec_sg_ns", "word2vec_sg_hs", "word2vec_sg_hs_window", "word2vec_cbow_ns",
+           "word2vec_cbow_hs"]
 
 
 def _weights(syn0, out, out_name):
@@ -174,6 +175,42 @@ def word2vec_sg_hs(syn0, syn1, context, points, codes, alpha):
     """
     points, codes, alpha = _hs_args(syn0, syn1, points, codes, alpha)
     return _sg(syn0, context, lambda h, e: _hs(h, syn1, e, points, codes, alpha))
+
+
+def word2vec_sg_hs_window(syn0, syn1, contexts, points, codes, alpha):
+    """Skip-gram with hierarchical softmax over a whole window as one batch (in place): every
+    row syn0[contexts[c]] predicts the word whose Huffman path is (points, codes).
+
+    The C examples of a window share the center word's path, so the window is two small
+    matrix products. With X = syn0[contexts] (C, D) and N = syn1[points] (L, D) as they are
+    before the call:
+        F = N @ X.T (L, C),   G = alpha * (1 - codes[:, None] - sigmoid(F)), 0 where |F| >= 6
+        syn1[points] += G @ X,   syn0[contexts] += G.T @ N  (a repeated context gets both steps)
+    Calling word2vec_sg_hs once per context instead lets each later context see the nodes the
+    earlier ones moved; the two differ by terms of order alpha^2. Word2Vec trains skip-gram
+    with hierarchical softmax this way (window_batch=True): each node row is then written
+    once per window rather than once per context.
+
+    contexts : int array of shape (C,), the input words of the window
+    points   : int array of shape (L,), distinct inner nodes (rows of syn1), root first
+    codes    : 0/1 array of shape (L,)
+    Returns the summed log-loss of the C * L logistic terms.
+    """
+    points, codes, alpha = _hs_args(syn0, syn1, points, codes, alpha)
+    contexts = _indices(contexts, "contexts", syn0.shape[0])
+    if len(np.unique(points)) != len(points):
+        raise ValueError("points: the nodes of a path must be distinct")
+    if contexts.size == 0 or points.size == 0:
+        return 0.0
+    X, N = syn0[contexts], syn1[points]
+    F = N @ X.T
+    labels = (1 - codes.astype(F.dtype))[:, None]
+    loss = float(np.logaddexp(0.0, np.where(labels == 1, -F, F)).sum())
+    G = F.dtype.type(alpha) * (labels - 1 / (1 + np.exp(-F)))
+    G[np.abs(F) >= MAX_EXP] = 0
+    syn1[points] += G @ X
+    np.add.at(syn0, contexts, G.T @ N)
+    return loss
 
 
 def word2vec_cbow_ns(syn0, syn1neg, word, context, negatives, alpha, cbow_mean=True):
