@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/reduce.hpp"
+#include "kernels/stream.hpp"
 
 namespace nnkern {
 
@@ -20,6 +21,34 @@ inline index_t block_rows(index_t N, index_t C, index_t L) {
   return std::max<index_t>(1, std::min(N, kBlockElems / std::max<index_t>(1, C * L)));
 }
 
+// Rows of (N, C) data are summed in T over sub-blocks of at most kSubRows rows (vectors of
+// T across the channels: twice the lanes of double, no conversions), and each sub-block's
+// sums are added in double. A float sum of 256 terms is within about 256 ulps of exact,
+// far inside what the statistics need.
+constexpr index_t kSubRows = 256;
+
+// p0[c] += sum dy, p1[c] += sum dy (x - mean[c]) over m rows of C channels; acc: 2C scratch.
+template <class T>
+inline void sub_block_sums(const T* dy, const T* x, const T* mean, index_t m, index_t C,
+                           double* __restrict p0, double* __restrict p1, T* acc) {
+  T* __restrict a0 = acc;
+  T* __restrict a1 = acc + C;
+  std::fill(a0, a0 + 2 * C, T(0));
+  for (index_t n = 0; n < m; ++n) {
+    const T* __restrict g = dy + n * C;
+    const T* __restrict xr = x + n * C;
+#pragma omp simd
+    for (index_t c = 0; c < C; ++c) {
+      a0[c] += g[c];
+      a1[c] += g[c] * (xr[c] - mean[c]);
+    }
+  }
+  for (index_t c = 0; c < C; ++c) {
+    p0[c] += double(a0[c]);
+    p1[c] += double(a1[c]);
+  }
+}
+
 // sdy[c] = sum dy, sdyx[c] = sum dy (x - mean[c]) over n and l.
 template <class T>
 void backward_sums(const T* dy, const T* x, const T* mean, index_t N, index_t C, index_t L,
@@ -30,36 +59,32 @@ void backward_sums(const T* dy, const T* x, const T* mean, index_t N, index_t C,
     double* __restrict p0 = part.data() + b * 2 * C;
     double* __restrict p1 = p0 + C;
     const index_t n1 = std::min(N, (b + 1) * R);
-    for (index_t n = b * R; n < n1; ++n) {
-      if (L == 1) {
-        const T* __restrict g = dy + n * C;
-        const T* __restrict xr = x + n * C;
-        for (index_t c = 0; c < C; ++c) {
-          const double gc = g[c];
-          p0[c] += gc;
-          p1[c] += gc * double(xr[c] - mean[c]);
-        }
-      } else {
-        for (index_t c = 0; c < C; ++c) {
-          const T* g = dy + (n * C + c) * L;
-          const T* xr = x + (n * C + c) * L;
-          const T mc = mean[c];
-          double a0[4] = {0, 0, 0, 0}, a1[4] = {0, 0, 0, 0};
-          index_t l = 0;
-          for (; l + 4 <= L; l += 4)
-            for (int j = 0; j < 4; ++j) {
-              a0[j] += double(g[l + j]);
-              a1[j] += double(g[l + j]) * double(xr[l + j] - mc);
-            }
-          for (; l < L; ++l) {
-            a0[0] += double(g[l]);
-            a1[0] += double(g[l]) * double(xr[l] - mc);
-          }
-          p0[c] += (a0[0] + a0[2]) + (a0[1] + a0[3]);
-          p1[c] += (a1[0] + a1[2]) + (a1[1] + a1[3]);
-        }
-      }
+    if (L == 1) {
+      std::vector<T> acc(2 * C);
+      for (index_t n = b * R; n < n1; n += kSubRows)
+        sub_block_sums(dy + n * C, x + n * C, mean, std::min(n1, n + kSubRows) - n, C, p0, p1,
+                       acc.data());
+      return;
     }
+    for (index_t n = b * R; n < n1; ++n)
+      for (index_t c = 0; c < C; ++c) {
+        const T* g = dy + (n * C + c) * L;
+        const T* xr = x + (n * C + c) * L;
+        const T mc = mean[c];
+        double a0[4] = {0, 0, 0, 0}, a1[4] = {0, 0, 0, 0};
+        index_t l = 0;
+        for (; l + 4 <= L; l += 4)
+          for (int j = 0; j < 4; ++j) {
+            a0[j] += double(g[l + j]);
+            a1[j] += double(g[l + j]) * double(xr[l + j] - mc);
+          }
+        for (; l < L; ++l) {
+          a0[0] += double(g[l]);
+          a1[0] += double(g[l]) * double(xr[l] - mc);
+        }
+        p0[c] += (a0[0] + a0[2]) + (a0[1] + a0[3]);
+        p1[c] += (a1[0] + a1[2]) + (a1[1] + a1[3]);
+      }
   });
   std::fill(sdy, sdy + C, 0.0);
   std::fill(sdyx, sdyx + C, 0.0);
@@ -84,14 +109,43 @@ void channel_moments(const T* x, index_t N, index_t C, index_t L, double* mean, 
     const index_t n0 = b * R, n1 = std::min(N, (b + 1) * R);
     const double inv = 1.0 / double((n1 - n0) * L);
     if (L == 1) {
-      for (index_t n = n0; n < n1; ++n)
-        for (index_t c = 0; c < C; ++c) s[c] += double(x[n * C + c]);
-      for (index_t c = 0; c < C; ++c) s[c] *= inv;
-      for (index_t n = n0; n < n1; ++n)
-        for (index_t c = 0; c < C; ++c) {
-          const double d = double(x[n * C + c]) - s[c];
-          m2[c] += d * d;
+      std::vector<T> acc(2 * C);
+      T* __restrict a = acc.data();
+      T* __restrict mb = a + C;
+      for (index_t r0 = n0; r0 < n1; r0 += kSubRows) {
+        const index_t r1 = std::min(n1, r0 + kSubRows);
+        std::fill(a, a + C, T(0));
+        for (index_t n = r0; n < r1; ++n) {
+          const T* __restrict xr = x + n * C;
+#pragma omp simd
+          for (index_t c = 0; c < C; ++c) a[c] += xr[c];
         }
+        for (index_t c = 0; c < C; ++c) s[c] += double(a[c]);
+      }
+      for (index_t c = 0; c < C; ++c) {
+        s[c] *= inv;
+        mb[c] = T(s[c]);
+      }
+      // squared deviations from the block mean as rounded to T: the block is still in L2
+      for (index_t r0 = n0; r0 < n1; r0 += kSubRows) {
+        const index_t r1 = std::min(n1, r0 + kSubRows);
+        std::fill(a, a + C, T(0));
+        for (index_t n = r0; n < r1; ++n) {
+          const T* __restrict xr = x + n * C;
+#pragma omp simd
+          for (index_t c = 0; c < C; ++c) {
+            const T d = xr[c] - mb[c];
+            a[c] += d * d;
+          }
+        }
+        for (index_t c = 0; c < C; ++c) m2[c] += double(a[c]);
+      }
+      // M2 about the T-rounded mean m' is M2 + n (m - m')^2: put the block mean back exact
+      const double nbk = double(n1 - n0);
+      for (index_t c = 0; c < C; ++c) {
+        const double d = s[c] - double(mb[c]);
+        m2[c] = std::max(0.0, m2[c] - nbk * d * d);
+      }
       return;
     }
     for (index_t n = n0; n < n1; ++n)
@@ -126,11 +180,23 @@ void channel_moments(const T* x, index_t N, index_t C, index_t L, double* mean, 
 }
 
 // out[i] = f(i, c) for every element, rows n shared out over the threads.
+// Above kStreamBytes the output goes out through an L1 staging block with streaming stores
+// (it would not stay in cache, and a plain store would first read every line).
 template <class T, class F>
 void channel_map(T* out, index_t N, index_t C, index_t L, F f) {
+  const bool stream = index_t(sizeof(T)) * N * C * L > kStreamBytes;
   parallel_rows(N, N * C * L, [&](index_t n) {
     T* __restrict o = out;
-    if (L == 1) {
+    if (L == 1 && stream) {
+      alignas(64) T stage[kBlock];
+      for (index_t c0 = 0; c0 < C; c0 += kBlock) {
+        const index_t m = std::min(kBlock, C - c0), base = n * C + c0;
+#pragma omp simd
+        for (index_t j = 0; j < m; ++j) stage[j] = f(base + j, c0 + j);
+        stream_copy(o + base, stage, m);
+      }
+      stream_fence();
+    } else if (L == 1) {
       const index_t base = n * C;
 #pragma omp simd
       for (index_t c = 0; c < C; ++c) o[base + c] = f(base + c, c);
