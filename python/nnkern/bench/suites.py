@@ -442,9 +442,10 @@ for _kind in ("lstm", "gru", "rnn"):
 _OPT_TENSORS = 16
 
 
-def _opt_case(kind):
+def _opt_case(kind, check_finite=True):
     """One optimizer step; nnkern.optim over flatten()ed parameters (16 views of one buffer)
-    and its flat gradient buffer, numpy = the twin per tensor, torch = torch.optim."""
+    and its flat gradient buffer, numpy = the twin per tensor, torch = torch.optim.
+    check_finite=False is torch's contract (no test of the gradients): the same work."""
     require({"adam": "adam_step", "sgd_momentum": "sgd_step", "rmsprop": "rmsprop_step",
              "rprop": "rprop_step"}[kind])
     from .. import optim
@@ -458,7 +459,7 @@ def _opt_case(kind):
         "rmsprop": (optim.RMSProp, {"lr": 1e-3}, {"foreach": True}),
         "rprop": (optim.RProp, {"lr": 1e-3}, {"foreach": True}),
     }[kind]
-    opt = cls(optim.flatten(p0), **kw)
+    opt = cls(optim.flatten(p0), check_finite=check_finite, **kw)
     for g, src in zip(opt.grads, g0):
         g[...] = src
 
@@ -504,13 +505,17 @@ def _opt_case(kind):
              "rmsprop": "RMSprop(foreach=True)", "rprop": "Rprop(foreach=True)"}[kind]
     return {"nnkern": nk, "numpy": tw, "torch": tf,
             "notes": f"one step; nnkern: optim.{cls.__name__} over flatten()ed params and its flat "
-                     f"grads (check_finite=True: one extra read of the gradients); torch: "
-                     f"optim.{tname} over 16 tensors"}
+                     + ("grads (check_finite=True, the default: one extra read of the gradients, "
+                        "so that a NaN raises with nothing changed)" if check_finite else
+                        "grads with check_finite=False: like torch, no test of the gradients")
+                     + f"; torch: optim.{tname} over 16 tensors"}
 
 
 # bytes per element: reads + writes of param, grad and state at the minimum
 for _kind, _streams in (("adam", 7), ("sgd_momentum", 5), ("rmsprop", 5), ("rprop", 7)):
     register(f"{_kind}/step", "16M as 16 tensors", bytes=_streams * 4 * M16)(partial(_opt_case, _kind))
+    register(f"{_kind}/step", "16M as 16 tensors, unchecked", bytes=_streams * 4 * M16)(
+        partial(_opt_case, _kind, False))
 
 
 def _batchnorm(shape):
