@@ -212,3 +212,43 @@ def test_bad_out(rng, dtype, mod, bad):
     (_, out, exc), = [o for o in _bad_outs(dtype, (4, 5)) if o[0] == bad]
     with pytest.raises(exc, match=r"\bout\b"):
         mod.dense(x, W, b, out=out)
+
+
+# ---------------------------------------------------------------------------------------
+# embedding_backward: the scatter-add behind nn.Embedding
+
+
+@pytest.mark.parametrize("shape,V,D", [((7,), 5, 3), ((40, 33), 11, 64), ((300, 70), 50, 100), ((0,), 4, 8)])
+def test_embedding_backward_matches_twin(rng, dtype, shape, V, D):
+    # repeated ids sum their rows; the large case runs on several threads (columns split)
+    ids = rng.integers(0, V, shape)
+    dout = rng.standard_normal(shape + (D,)).astype(dtype)
+    start = rng.standard_normal((V, D)).astype(dtype)
+    a, b = start.copy(), start.copy()
+    assert ops.embedding_backward(dout, ids, a) is a
+    reference.embedding_backward(dout, ids, b)
+    assert_close(a, b, dtype)
+    expect = start.astype(np.float64)
+    for i, row in zip(ids.reshape(-1), dout.reshape(-1, D)):
+        expect[i] += row
+    assert_close(a, expect.astype(dtype), dtype)
+
+
+@pytest.mark.parametrize("mod", [ops, reference], ids=["ops", "reference"])
+def test_embedding_backward_bad_input(mod):
+    g = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match="ids"):
+        mod.embedding_backward(np.zeros((2, 3), np.float32), [1, 4], g)
+    with pytest.raises(ValueError, match="ids"):
+        mod.embedding_backward(np.zeros((1, 3), np.float32), [-1], g)
+    with pytest.raises(ValueError, match="dout"):
+        mod.embedding_backward(np.zeros((2, 2), np.float32), [1, 2], g)
+    with pytest.raises(TypeError, match="dout"):
+        mod.embedding_backward(np.zeros((1, 3), np.float64), [1], g)
+    with pytest.raises(TypeError, match="ids"):
+        mod.embedding_backward(np.zeros((1, 3), np.float32), [1.5], g)
+    ro = g.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="dweight"):
+        mod.embedding_backward(np.zeros((1, 3), np.float32), [1], ro)
+    assert not g.any()  # nothing written by a refused call

@@ -37,6 +37,19 @@ void bind_dense(py::module_& m) {
       dense_backward<T>(pg, px, pW, pdx, pdW, pdb, N, I, O);
     });
   }, py::arg("dy"), py::arg("x"), py::arg("W"), py::arg("dx"), py::arg("dW"), py::arg("db"), py::arg("N"), py::arg("I"), py::arg("O"));
+  // dout (n, D), ids (n,) in [0, V), dweight (V, D) accumulated in place
+  m.def("embedding_backward", [](const py::array& dout, const py::array& ids, py::array& dweight,
+                                 index_t n, index_t V, index_t D) {
+    const index_t nD = dims("embedding_backward", {n, D}), VD = dims("embedding_backward", {V, D});
+    const std::int64_t* pi = indices<std::int64_t>(ids, "ids", n, V);
+    dispatch(dweight, "dweight", [&](auto t) {
+      using T = decltype(t);
+      const T* pg = in<T>(dout, "dout", nD);
+      T* pw = out<T>(dweight, "dweight", VD);
+      py::gil_scoped_release nogil;
+      embedding_backward<T>(pg, pi, n, pw, V, D);
+    });
+  }, py::arg("dout"), py::arg("ids"), py::arg("dweight"), py::arg("n"), py::arg("V"), py::arg("D"));
 }
 
 }  // namespace nnkern::bind

@@ -112,6 +112,37 @@ void dense_backward(const T* dy, const T* x, const T* W, T* dx, T* dW, T* db, in
   });
 }
 
+template <class T>
+void embedding_backward(const T* dout, const std::int64_t* ids, index_t n, T* dW, index_t V,
+                        index_t D) {
+  (void)V;
+  auto columns = [&](index_t j0, index_t j1) {
+    for (index_t i = 0; i < n; ++i) {
+      T* __restrict row = dW + ids[i] * D;
+      const T* __restrict g = dout + i * D;
+#pragma omp simd
+      for (index_t j = j0; j < j1; ++j) row[j] += g[j];
+    }
+  };
+  const int nt = get_num_threads();
+  if (nt <= 1 || n * D < kParallelGrain || D < 32) {
+    columns(0, D);
+    return;
+  }
+  // one block of columns per thread, in whole cache lines (16 floats / 8 doubles)
+  const index_t line = 64 / index_t(sizeof(T)), lines = (D + line - 1) / line;
+#pragma omp parallel num_threads(nt)
+  {
+    const index_t t = omp_get_thread_num(), team = omp_get_num_threads();
+    const index_t j0 = std::min(D, lines * t / team * line), j1 = std::min(D, lines * (t + 1) / team * line);
+    if (j0 < j1) columns(j0, j1);
+  }
+}
+
+template void embedding_backward<float>(const float*, const std::int64_t*, index_t, float*, index_t,
+                                        index_t);
+template void embedding_backward<double>(const double*, const std::int64_t*, index_t, double*,
+                                         index_t, index_t);
 template void dense_forward<float>(const float*, const float*, const float*, float*, index_t, index_t,
                                    index_t);
 template void dense_forward<double>(const double*, const double*, const double*, double*, index_t,

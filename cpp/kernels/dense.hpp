@@ -1,6 +1,8 @@
 // Dense (fully connected) layer, PyTorch's nn.Linear layout: W is (O, I).
 #pragma once
 
+#include <cstdint>
+
 #include "kernels/common.hpp"
 
 namespace nnkern {
@@ -17,5 +19,13 @@ void dense_forward(const T* x, const T* W, const T* b, T* y, index_t N, index_t 
 template <class T>
 void dense_backward(const T* dy, const T* x, const T* W, T* dx, T* dW, T* db, index_t N, index_t I,
                     index_t O);
+
+// The backward of an embedding lookup (rows of W picked by ids): dW[ids[i]] += dout[i] for
+// i < n, each row D values, accumulated in place in i order (a repeated id sums its rows).
+// ids must lie in [0, V): the caller checks. Threads split the D columns, so the order of
+// additions, and the result, do not depend on the thread count.
+template <class T>
+void embedding_backward(const T* dout, const std::int64_t* ids, index_t n, T* dW, index_t V,
+                        index_t D);
 
 }  // namespace nnkern

@@ -198,7 +198,7 @@ class Embedding(Module):
         if dout.shape != ids.shape + (D,):
             raise ValueError(f"dout: expected shape {ids.shape + (D,)}, got {dout.shape}")
         g = self._grads["weight"]
-        np.add.at(g, ids.reshape(-1), dout.reshape(-1, D).astype(g.dtype, copy=False))
+        ops.embedding_backward(dout.astype(g.dtype, copy=False), ids, g)
         if self.padding_idx is not None:
             g[self.padding_idx] = 0
         return None

@@ -8,9 +8,10 @@ import numpy as np
 
 from .. import _core
 from .. import _validate as v
-from ..reference.dense import _dense_args, _dense_backward_args
+from ..reference.dense import _dense_args, _dense_backward_args, _embedding_backward_args
 from ..reference.dense import dense as _ref_dense
 from ..reference.dense import dense_backward as _ref_dense_backward
+from ..reference.dense import embedding_backward as _ref_embedding_backward
 
 # The same names as the twin module: the kernel contract.
 from ..reference.dense import __all__  # noqa: E402
@@ -35,5 +36,13 @@ def dense_backward(dy, x, W):
     return dx, dW, db
 
 
+def embedding_backward(dout, ids, dweight):
+    dout, ids = _embedding_backward_args(dout, ids, dweight)
+    V, D = dweight.shape
+    _core.embedding_backward(dout, ids, dweight, ids.size, V, D)
+    return dweight
+
+
 dense.__doc__ = _ref_dense.__doc__
+embedding_backward.__doc__ = _ref_embedding_backward.__doc__
 dense_backward.__doc__ = _ref_dense_backward.__doc__
