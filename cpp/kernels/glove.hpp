@@ -19,7 +19,10 @@ namespace nnkern {
 // One AdaGrad step on the pair (i, j) with count x (> 0):
 //   diff = W_i . C_j + bw_i + bc_j - log x,   f = min(1, (x / x_max)^alpha)
 //   loss = 0.5 f diff^2;  gradients  f diff C_j,  f diff W_i,  f diff (both biases)
-//   each parameter p -= lr g / sqrt(G_p), then G_p += g^2   (glove.c's order)
+// with AdaGrad exactly as the reference glove.c applies it (its current master), which is
+// not textbook AdaGrad: a vector component takes the step u = lr clip(g), p -= u / sqrt(G_p),
+// then G_p += u^2 (the accumulator sums squared *steps*, so lr also sets how fast the
+// steps shrink); a bias takes p -= g / sqrt(G_p), then G_p += g^2, with no lr at all.
 // Vector gradient components are clipped to [-kGloveClip, kGloveClip] (glove.c's
 // grad_clip_value) and a non-finite diff skips the update, so no corpus produces NaN.
 // Returns the loss (0 when skipped).
@@ -38,15 +41,15 @@ inline double glove_step(T* Wi, T* Cj, T* bwi, T* bcj, T* gWi, T* gCj, T* gbwi, 
   const T clip = T(kGloveClip);
 #pragma omp simd
   for (index_t d = 0; d < D; ++d) {
-    const T g1 = std::min(clip, std::max(-clip, fdiff * Cj[d]));
-    const T g2 = std::min(clip, std::max(-clip, fdiff * Wi[d]));
-    Wi[d] -= lr * g1 / std::sqrt(gWi[d]);
-    Cj[d] -= lr * g2 / std::sqrt(gCj[d]);
-    gWi[d] += g1 * g1;
-    gCj[d] += g2 * g2;
+    const T u1 = lr * std::min(clip, std::max(-clip, fdiff * Cj[d]));
+    const T u2 = lr * std::min(clip, std::max(-clip, fdiff * Wi[d]));
+    Wi[d] -= u1 / std::sqrt(gWi[d]);
+    Cj[d] -= u2 / std::sqrt(gCj[d]);
+    gWi[d] += u1 * u1;
+    gCj[d] += u2 * u2;
   }
-  *bwi -= lr * fdiff / std::sqrt(*gbwi);
-  *bcj -= lr * fdiff / std::sqrt(*gbcj);
+  *bwi -= fdiff / std::sqrt(*gbwi);
+  *bcj -= fdiff / std::sqrt(*gbcj);
   *gbwi += fdiff * fdiff;
   *gbcj += fdiff * fdiff;
   return 0.5 * double(f) * double(diff) * double(diff);

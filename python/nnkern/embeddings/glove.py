@@ -8,7 +8,10 @@ reference implementation (cooccur.c + glove.c) with the parameter names of its P
 3. AdaGrad on the weighted least squares  sum f(X_ij) (w_i . c_j + b_i + b~_j - log X_ij)^2
    (C++, Hogwild over `workers` threads, pairs shuffled every epoch), f(x) = min(1,
    (x / x_max)^alpha), accumulators starting at 1, gradients clipped, non-finite steps
-   skipped. ``model.wv`` holds W + C (output="sum", the paper's choice) or W alone ("word").
+   skipped. The update is glove.c's own variant of AdaGrad (nnkern.ops.glove_update): vector
+   accumulators sum the squared steps (learning rate included) and biases step without the
+   learning rate, so at equal epochs the vectors and the loss match the reference's.
+   ``model.wv`` holds W + C (output="sum", the paper's choice) or W alone ("word").
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ class GloVe:
         self.epoch_losses: list[float] = []
         self.epochs_trained = 0
         self.W = self.C = self.bw = self.bc = None  # word and context vectors and biases
-        self.gW = self.gC = self.gbw = self.gbc = None  # their AdaGrad sums of squared gradients
+        self.gW = self.gC = self.gbw = self.gbc = None  # their AdaGrad accumulators (glove.c's)
         if sentences is not None or corpus_file is not None:
             self.build_vocab(sentences, corpus_file=corpus_file)
             self.build_cooccurrence(sentences, corpus_file=corpus_file)

@@ -2,16 +2,20 @@
 
     W, C   : ndarrays of shape (V, D), word and context vectors
     bw, bc : ndarrays of shape (V,), their biases
-    gW, gC, gbw, gbc : AdaGrad sums of squared gradients, same shapes (glove.c starts them at 1)
+    gW, gC, gbw, gbc : AdaGrad accumulators, same shapes (glove.c starts them at 1)
 
 For the co-occurrence count x = X[i, j] > 0:
 
     diff = W[i] . C[j] + bw[i] + bc[j] - log(x)
     f    = min(1, (x / x_max) ** alpha)
     loss = 0.5 * f * diff**2
-    gw   = clip(f diff C[j]),  gc = clip(f diff W[i])   (clip to [-100, 100], glove.c)
-    W[i] -= lr gw / sqrt(gW[i]);   gW[i] += gw**2        (and alike for C[j], with gc)
-    bw[i] -= lr f diff / sqrt(gbw[i]);  gbw[i] += (f diff)**2   (and alike for bc[j])
+    uw   = lr clip(f diff C[j]),  uc = lr clip(f diff W[i])   (clip to [-100, 100])
+    W[i] -= uw / sqrt(gW[i]);   gW[i] += uw**2        (and alike for C[j], with uc)
+    bw[i] -= f diff / sqrt(gbw[i]);  gbw[i] += (f diff)**2   (and alike for bc[j])
+
+This is AdaGrad as glove.c (its current master) implements it, not as textbooks write it:
+the vector accumulators sum squared steps, lr included, and the biases move without lr.
+Following it exactly is what makes the vectors match the reference's at equal epochs.
 
 A non-finite diff leaves everything unchanged and costs 0.
 """
@@ -66,14 +70,16 @@ def glove_update(W, C, bw, bc, gW, gC, gbw, gbc, i, j, x, learning_rate=0.05, x_
         return 0.0
     f = t(1) if x > x_max else t(x / x_max) ** t(alpha)
     fdiff = f * diff
-    g1 = np.clip(fdiff * C[j], -CLIP, CLIP).astype(W.dtype)
-    g2 = np.clip(fdiff * W[i], -CLIP, CLIP).astype(W.dtype)
-    W[i] -= t(lr) * g1 / np.sqrt(gW[i])
-    C[j] -= t(lr) * g2 / np.sqrt(gC[j])
-    gW[i] += g1 * g1
-    gC[j] += g2 * g2
-    bw[i] -= t(lr) * fdiff / np.sqrt(gbw[i])
-    bc[j] -= t(lr) * fdiff / np.sqrt(gbc[j])
+    # glove.c's AdaGrad: vector accumulators sum the squared steps lr * clip(g); the biases
+    # step by g / sqrt(G) with no learning rate (see the module docstring)
+    u1 = t(lr) * np.clip(fdiff * C[j], -CLIP, CLIP).astype(W.dtype)
+    u2 = t(lr) * np.clip(fdiff * W[i], -CLIP, CLIP).astype(W.dtype)
+    W[i] -= u1 / np.sqrt(gW[i])
+    C[j] -= u2 / np.sqrt(gC[j])
+    gW[i] += u1 * u1
+    gC[j] += u2 * u2
+    bw[i] -= fdiff / np.sqrt(gbw[i])
+    bc[j] -= fdiff / np.sqrt(gbc[j])
     gbw[i] += fdiff * fdiff
     gbc[j] += fdiff * fdiff
     return 0.5 * float(f) * float(diff) ** 2
