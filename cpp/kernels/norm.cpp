@@ -27,6 +27,17 @@ inline index_t block_rows(index_t N, index_t C, index_t L) {
 // far inside what the statistics need.
 constexpr index_t kSubRows = 256;
 
+// a[c] = sum of f(x[n * C + c], c) over the rows [r0, r1), in T (at most kSubRows rows).
+template <class T, class F>
+inline void column_sums(const T* x, index_t r0, index_t r1, index_t C, T* __restrict a, F f) {
+  std::fill(a, a + C, T(0));
+  for (index_t n = r0; n < r1; ++n) {
+    const T* __restrict xr = x + n * C;
+#pragma omp simd
+    for (index_t c = 0; c < C; ++c) a[c] += f(xr[c], c);
+  }
+}
+
 // p0[c] += sum dy, p1[c] += sum dy (x - mean[c]) over m rows of C channels; acc: 2C scratch.
 template <class T>
 inline void sub_block_sums(const T* dy, const T* x, const T* mean, index_t m, index_t C,
@@ -113,13 +124,7 @@ void channel_moments(const T* x, index_t N, index_t C, index_t L, double* mean, 
       T* __restrict a = acc.data();
       T* __restrict mb = a + C;
       for (index_t r0 = n0; r0 < n1; r0 += kSubRows) {
-        const index_t r1 = std::min(n1, r0 + kSubRows);
-        std::fill(a, a + C, T(0));
-        for (index_t n = r0; n < r1; ++n) {
-          const T* __restrict xr = x + n * C;
-#pragma omp simd
-          for (index_t c = 0; c < C; ++c) a[c] += xr[c];
-        }
+        column_sums(x, r0, std::min(n1, r0 + kSubRows), C, a, [](T v, index_t) { return v; });
         for (index_t c = 0; c < C; ++c) s[c] += double(a[c]);
       }
       for (index_t c = 0; c < C; ++c) {
@@ -128,16 +133,10 @@ void channel_moments(const T* x, index_t N, index_t C, index_t L, double* mean, 
       }
       // squared deviations from the block mean as rounded to T: the block is still in L2
       for (index_t r0 = n0; r0 < n1; r0 += kSubRows) {
-        const index_t r1 = std::min(n1, r0 + kSubRows);
-        std::fill(a, a + C, T(0));
-        for (index_t n = r0; n < r1; ++n) {
-          const T* __restrict xr = x + n * C;
-#pragma omp simd
-          for (index_t c = 0; c < C; ++c) {
-            const T d = xr[c] - mb[c];
-            a[c] += d * d;
-          }
-        }
+        column_sums(x, r0, std::min(n1, r0 + kSubRows), C, a, [mb](T v, index_t c) {
+          const T d = v - mb[c];
+          return d * d;
+        });
         for (index_t c = 0; c < C; ++c) m2[c] += double(a[c]);
       }
       // M2 about the T-rounded mean m' is M2 + n (m - m')^2: put the block mean back exact
