@@ -7,6 +7,10 @@ even for a corpus that is a single line (text8), or integer token ids with their
 three then become pieces of model indices (ids, ends_sentence, raw tokens). Jobs of about ``job_words`` in-vocabulary tokens are cut
 from that stream; a sentence longer than a job is split over several jobs, each carrying
 ``margin`` tokens of context on either side, so no window is lost at a split.
+
+A corpus_file is read, tokenised, looked up and counted in C++ (cpp/kernels/corpus.cpp,
+GIL released), a block of pieces at a time; block_jobs() cuts those blocks with NumPy into
+the very jobs that jobs() cuts from file_pieces() + id_pieces(), which stay the reference.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
+
+from .. import _core
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +89,27 @@ def file_pieces(path) -> Iterator[tuple[list[str], bool]]:
                 yield lines[-1].split(), not block
             if not block:
                 return
+
+
+def _file_args(path):
+    """The path as bytes for _core, and how error messages name it (as file_pieces does)."""
+    return os.fsencode(path), repr(os.fspath(path))
+
+
+def file_blocks(path, vocab) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """file_pieces() in C++, mapped through vocab (a _core.CorpusVocab): one block at a time,
+    (ids int32, off int64 (P+1), raw int64 (P), ends bool (P)) of its P pieces, piece k being
+    id_pieces()'s (ids[off[k]:off[k+1]], ends[k], raw[k])."""
+    fpath, name = _file_args(path)
+    reader = _core.CorpusReader(fpath, BLOCK, vocab, name)
+    while (block := reader.read()) is not None:
+        yield block
+
+
+def corpus_vocab(key_to_index):
+    """The C++ word table of a model's key_to_index, for file_blocks()."""
+    return _core.CorpusVocab(list(key_to_index), np.fromiter(key_to_index.values(), np.int32,
+                                                             count=len(key_to_index)))
 
 
 def sentence_pieces(sentences) -> Iterator[tuple[list[str], bool]]:
@@ -256,6 +283,21 @@ def model_pieces(sentences, corpus_file, key_to_index) -> Iterator[tuple[np.ndar
     return id_pieces(pieces(sentences, corpus_file), key_to_index)
 
 
+class Corpus:
+    """A corpus bound to a model's vocabulary, for the passes of one training call: jobs()
+    gives one pass's jobs. A corpus_file is read, tokenised and looked up in C++ (the word
+    table is built once, here); token lists and TokenIds go through model_pieces()."""
+
+    def __init__(self, sentences, corpus_file, key_to_index):
+        self.sentences, self.corpus_file, self.key_to_index = sentences, corpus_file, key_to_index
+        self.vocab = corpus_vocab(key_to_index) if corpus_file is not None else None
+
+    def jobs(self, job_words: int, margin: int) -> Iterator[Job]:
+        if self.vocab is not None:
+            return block_jobs(file_blocks(self.corpus_file, self.vocab), job_words, margin)
+        return jobs(model_pieces(self.sentences, None, self.key_to_index), job_words, margin)
+
+
 class Job:
     __slots__ = ("tokens", "sent_off", "lead", "trail", "centers", "raw")
 
@@ -268,7 +310,8 @@ class Job:
 
 class _Cutter:
     """The state of job cutting: whole sentences of the job being filled, and the sentence
-    being read. piece() takes one piece at a time."""
+    being read. piece() takes one piece at a time; sentences() takes a run of whole short
+    sentences at once with NumPy (the corpus_file path), with the same result."""
 
     def __init__(self, job_words: int, margin: int):
         self.job_words, self.margin = job_words, margin
@@ -337,6 +380,24 @@ class _Cutter:
             if self.n_done >= jw:
                 self._take(out)
 
+    def sentences(self, ids, off, lengths, raw_cum, i, r, out) -> None:
+        """Pieces i..r-1 of a block, each a whole sentence shorter than job_words + margin,
+        with no sentence being read: piece() on each of them, a job at a time.
+        Piece k holds ids[off[k]:off[k+1]], lengths = diff(off); raw_cum = cumsum of raw from 0."""
+        while i < r:
+            # the first m with off[m] - off[i] >= what the job still needs: pieces i..m-1 fill it
+            m = int(np.searchsorted(off, off[i] + self.job_words - self.n_done, side="left"))
+            k = min(m, r)
+            if off[k] > off[i]:
+                seg = lengths[i:k]
+                self.done_tok.append(ids[off[i]:off[k]])
+                self.done_len.append(seg[seg > 0])
+                self.n_done += int(off[k] - off[i])
+            self.raw += int(raw_cum[k] - raw_cum[i])
+            if m <= r:
+                self._take(out)
+            i = k
+
     def finish(self, out) -> None:
         if self.cur_len:  # a corpus that does not end its last sentence
             self._add(np.concatenate(self.cur))
@@ -356,6 +417,33 @@ def jobs(id_stream, job_words: int, margin: int) -> Iterator[Job]:
     yield from out
 
 
+def block_jobs(blocks, job_words: int, margin: int) -> Iterator[Job]:
+    """jobs() of a stream of blocks of pieces (ids, off, raw, ends) as file_blocks() gives
+    them: the same jobs, but runs of whole sentences go through NumPy, not one by one."""
+    cut, out = _Cutter(job_words, margin), []
+    for ids, off, raw, ends in blocks:
+        lengths = np.diff(off)
+        raw_cum = np.zeros(len(raw) + 1, np.int64)
+        np.cumsum(raw, out=raw_cum[1:])
+        # pieces that need piece(): unfinished sentences and long ones
+        slow = np.flatnonzero(~ends | (lengths >= job_words + margin)).tolist() + [len(raw)]
+        i, s = 0, 0
+        while i < len(raw):
+            if cut.cur_len == 0 and slow[s] > i:
+                cut.sentences(ids, off, lengths, raw_cum, i, slow[s], out)
+                i = slow[s]
+            else:
+                a, b = int(off[i]), int(off[i + 1])
+                cut.piece(ids[a:b], bool(ends[i]), int(raw[i]), out)
+                s += slow[s] == i
+                i += 1
+            if out:
+                yield from out
+                out.clear()
+    cut.finish(out)
+    yield from out
+
+
 def scan(corpus_iterable, corpus_file, max_vocab_size=None):
     """Count words in one pass: (Counter, sentences, raw tokens). With max_vocab_size, the
     rarest words are pruned whenever the vocabulary grows past it (gensim's rule); a TokenIds
@@ -368,14 +456,21 @@ def scan(corpus_iterable, corpus_file, max_vocab_size=None):
         logger.info("collected %d word types from %d token ids in %d sentences in %.2fs",
                     len(counts), n_tok, n_sent, time.perf_counter() - t0)
         return counts, n_sent, n_tok
-    counts, n_sent, n_tok = count(pieces(corpus_iterable, corpus_file), max_vocab_size)
+    if corpus_file is not None:  # the same counting in C++
+        fpath, name = _file_args(corpus_file)
+        keys, cnt, n_sent, n_tok = _core.count_corpus_file(
+            fpath, BLOCK, -1 if max_vocab_size is None else max_vocab_size, name)
+        counts = Counter(dict(zip(keys, cnt.tolist())))
+    else:
+        counts, n_sent, n_tok = count(sentence_pieces(corpus_iterable), max_vocab_size)
     logger.info("collected %d word types from a corpus of %d raw words and %d sentences in %.2fs",
                 len(counts), n_tok, n_sent, time.perf_counter() - t0)
     return counts, n_sent, n_tok
 
 
 def count(stream, max_vocab_size=None):
-    """(Counter, sentences, raw tokens) of a stream of pieces, pruned as scan() says."""
+    """(Counter, sentences, raw tokens) of a stream of pieces, pruned as scan() says
+    (count_corpus_file does the same for a file in C++)."""
     counts: Counter = Counter()
     n_sent = n_tok = 0
     min_reduce = 1
