@@ -364,6 +364,25 @@ def test_corpus_file_bad_utf8_as_python(tmp_path, monkeypatch, bad, where):
     assert str(scan.value) == str(py.value) == str(jobs.value)
 
 
+def test_corpus_file_reader_edges(tmp_path):
+    f = tmp_path / "c.txt"
+    f.write_text("a b\ud800c a\n", encoding="utf-8", errors="surrogatepass")
+    with pytest.raises(ValueError, match="not valid UTF-8"):
+        _corpus.scan(None, f)
+    f.write_text("a b a\n", encoding="utf-8")
+    # a vocabulary from token lists may hold lone surrogates: such words never match a file
+    job = next(_corpus.Corpus(None, f, {"b": 0, "\ud800": 1, "a": 2}).jobs(10, 2))
+    assert job.tokens.tolist() == [2, 0, 2] and job.raw == 3
+    # what open() and read() raise, also when the file went away after check_source
+    vocab = _corpus.corpus_vocab({"a": 0})
+    with pytest.raises(FileNotFoundError):
+        next(_corpus.file_blocks(tmp_path / "gone.txt", vocab))
+    with pytest.raises(FileNotFoundError):
+        _core.count_corpus_file(bytes(tmp_path / "gone.txt"), 64, -1, "'gone'")
+    with pytest.raises(IsADirectoryError):
+        next(_corpus.file_blocks(tmp_path, vocab))
+
+
 def test_corpus_file_training_equals_token_lists(tmp_path, monkeypatch):
     monkeypatch.setattr(_corpus, "BLOCK", 300)  # lines cut over blocks
     c = topic_corpus(300)

@@ -3,7 +3,9 @@
 // vocabulary scan of a file.
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <memory>
+#include <system_error>
 
 #include "bindings/util.hpp"
 #include "kernels/corpus.hpp"
@@ -43,13 +45,16 @@ class CorpusVocab {
   WordTable table_;
 };
 
-// Opens path or raises OSError (FileNotFoundError, ...) naming it, as open() would.
+// OSError (FileNotFoundError, ...) for errno and the file, as open() and read() raise it.
+[[noreturn]] void raise_os_error(int err, const py::bytes& path) {
+  errno = err;
+  PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path.ptr());
+  throw py::error_already_set();
+}
+
 std::unique_ptr<BlockReader> open_file(const py::bytes& path, std::size_t block) {
   auto r = std::make_unique<BlockReader>(std::string(path), block);
-  if (!r->is_open()) {
-    PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path.ptr());
-    throw py::error_already_set();
-  }
+  if (!r->is_open()) raise_os_error(errno, path);
   return r;
 }
 
@@ -71,7 +76,8 @@ class CorpusReader {
  public:
   CorpusReader(const py::bytes& path, std::size_t block, std::shared_ptr<CorpusVocab> vocab,
                std::string name)
-      : vocab_(std::move(vocab)), name_(std::move(name)), reader_(open_file(path, block)) {
+      : path_(path), vocab_(std::move(vocab)), name_(std::move(name)),
+        reader_(open_file(path, block)) {
     if (!vocab_) throw py::type_error("vocab: expected a CorpusVocab");
   }
 
@@ -93,6 +99,8 @@ class CorpusReader {
       if (more) map_chunk(vocab_->table(), chunk, eof, out);
     } catch (const Utf8Error& e) {
       raise_utf8(e, name_);
+    } catch (const std::system_error& e) {
+      raise_os_error(e.code().value(), path_);
     }
     if (!more) return py::none();
     py::array_t<bool> ends(py::ssize_t(out.ends.size()));
@@ -101,6 +109,7 @@ class CorpusReader {
   }
 
  private:
+  py::bytes path_;
   std::shared_ptr<CorpusVocab> vocab_;
   std::string name_;
   std::unique_ptr<BlockReader> reader_;
@@ -119,6 +128,8 @@ py::tuple count_corpus_file(const py::bytes& path, std::size_t block, index_t ma
     while (reader->next(chunk, eof)) counter.add_chunk(chunk, eof);
   } catch (const Utf8Error& e) {
     raise_utf8(e, name);
+  } catch (const std::system_error& e) {
+    raise_os_error(e.code().value(), path);
   }
   const WordTable& words = counter.words();
   py::list keys(words.size());

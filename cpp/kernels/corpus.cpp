@@ -3,7 +3,7 @@
 
 #include <cerrno>
 #include <cstring>
-#include <stdexcept>
+#include <system_error>
 
 namespace nnkern {
 
@@ -218,7 +218,7 @@ bool BlockReader::next(std::string_view& chunk, bool& eof) {
     const std::size_t got = std::fread(&buf_[old], 1, block_, f_);
     buf_.resize(old + got);
     if (got == 0) {
-      if (std::ferror(f_)) throw std::runtime_error(std::strerror(errno));
+      if (std::ferror(f_)) throw std::system_error(errno, std::generic_category(), "read");
       done_ = eof = true;
       used_ = buf_.size();
       break;

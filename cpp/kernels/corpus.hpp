@@ -70,7 +70,7 @@ class BlockReader {
   BlockReader& operator=(const BlockReader&) = delete;
   bool is_open() const { return f_ != nullptr; }
   // The next chunk and whether it is the file's last; false after the last one. Throws
-  // Utf8Error for invalid UTF-8 and std::runtime_error for a read error.
+  // Utf8Error for invalid UTF-8 and std::system_error for a read error.
   bool next(std::string_view& chunk, bool& eof);
 
  private:
