@@ -10,65 +10,75 @@ namespace nnkern {
 // ---------------------------------------------------------------------------------------
 // word table
 
+namespace {
+
+// The n <= 8 bytes at p as the low bytes of a word (zero above), without a memcpy call and
+// without reading outside [p, p + n).
+inline std::uint64_t load_upto8(const char* p, std::size_t n) {
+  std::uint64_t w = 0;
+  if (n >= 8) {
+    std::memcpy(&w, p, 8);
+  } else if (n >= 4) {  // two overlapping 4-byte loads
+    std::uint32_t a, b;
+    std::memcpy(&a, p, 4);
+    std::memcpy(&b, p + n - 4, 4);
+    w = a | (std::uint64_t(b) << (8 * (n - 4)));
+  } else if (n > 0) {
+    const auto* u = reinterpret_cast<const unsigned char*>(p);
+    w = u[0] | (std::uint64_t(u[n / 2]) << (8 * (n / 2))) | (std::uint64_t(u[n - 1]) << (8 * (n - 1)));
+  }
+  return w;
+}
+
+// A slot's check word: the hash's high bits and the key length (255 = 255 or more).
+inline std::uint32_t slot_meta(std::uint64_t h, std::size_t n) {
+  return (std::uint32_t(h >> 32) & 0xFFFFFF00u) | std::uint32_t(n < 255 ? n : 255);
+}
+
+}  // namespace
+
 std::uint64_t WordTable::hash(std::string_view key) {
   // 8 bytes at a time, multiply-xorshift mixing (words are short: a few rounds)
   const char* p = key.data();
   std::size_t n = key.size();
   std::uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xC2B2AE3D27D4EB4Full);
   for (; n >= 8; p += 8, n -= 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p, 8);
-    h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+    h = (h ^ load_upto8(p, 8)) * 0xFF51AFD7ED558CCDull;
     h ^= h >> 32;
   }
-  if (n) {
-    std::uint64_t w = 0;
-    std::memcpy(&w, p, n);
-    h = (h ^ w) * 0xFF51AFD7ED558CCDull;
-  }
+  if (n) h = (h ^ load_upto8(p, n)) * 0xFF51AFD7ED558CCDull;
   h ^= h >> 29;
   h *= 0xC4CEB9FE1A85EC53ull;
   return h ^ (h >> 32);
 }
 
-namespace {
-
-// Words are short: an inline loop beats a call to memcmp.
-inline bool same_bytes(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  std::size_t k = 0;
-  for (; k + 8 <= a.size(); k += 8) {
-    std::uint64_t x, y;
-    std::memcpy(&x, a.data() + k, 8);
-    std::memcpy(&y, b.data() + k, 8);
-    if (x != y) return false;
-  }
-  for (; k < a.size(); ++k)
-    if (a[k] != b[k]) return false;
-  return true;
-}
-
-}  // namespace
-
-// A slot holds the entry number + 1 (low 32 bits; 0 = empty) and the hash's high 32 bits,
-// so a probe touches the key's characters only when they very likely match.
+// A slot holds a key's first 8 bytes, its length and hash bits: a word of up to 8 bytes (most
+// tokens) is found with this one memory access, longer ones compare the rest in the arena.
 std::int32_t WordTable::find(std::string_view key, std::uint64_t h) const {
   if (slot_.empty()) return -1;
   const std::size_t mask = slot_.size() - 1;
-  const std::uint64_t tag = h >> 32;
+  const std::uint64_t head = load_upto8(key.data(), key.size() < 8 ? key.size() : 8);
+  const std::uint32_t meta = slot_meta(h, key.size());
   for (std::size_t s = h & mask;; s = (s + 1) & mask) {
-    const std::uint64_t v = slot_[s];
-    if (!v) return -1;
-    const std::int32_t e = std::int32_t(std::uint32_t(v)) - 1;
-    if ((v >> 32) == tag && same_bytes(key, this->key(e))) return e;
+    const Slot& sl = slot_[s];
+    if (!sl.entry1) return -1;
+    if (sl.meta == meta && sl.head == head) {
+      const std::int32_t e = sl.entry1 - 1;
+      if (key.size() <= 8) return e;
+      const std::string_view k = this->key(e);
+      if (k.size() == key.size() && std::memcmp(k.data() + 8, key.data() + 8, k.size() - 8) == 0)
+        return e;
+    }
   }
 }
 
 void WordTable::place(std::size_t e) {
   const std::size_t mask = slot_.size() - 1;
+  const std::string_view k = key(std::int32_t(e));
   std::size_t s = hash_[e] & mask;
-  while (slot_[s]) s = (s + 1) & mask;
-  slot_[s] = (hash_[e] >> 32 << 32) | std::uint64_t(e + 1);
+  while (slot_[s].entry1) s = (s + 1) & mask;
+  slot_[s] = Slot{load_upto8(k.data(), k.size() < 8 ? k.size() : 8), slot_meta(hash_[e], k.size()),
+                  std::int32_t(e + 1)};
 }
 
 std::int32_t WordTable::add(std::string_view key, std::int32_t value) {
@@ -77,8 +87,8 @@ std::int32_t WordTable::add(std::string_view key, std::int32_t value) {
   off_.push_back(index_t(chars_.size()));
   hash_.push_back(hash(key));
   value_.push_back(value);
-  if (2 * hash_.size() > slot_.size()) {  // load factor <= 1/2
-    slot_.assign(slot_.empty() ? 64 : 2 * slot_.size(), 0);
+  if (3 * hash_.size() > 2 * slot_.size()) {  // load factor <= 2/3
+    slot_.assign(slot_.empty() ? 64 : 2 * slot_.size(), Slot{});
     for (std::size_t k = 0; k < hash_.size(); ++k) place(k);
   } else {
     place(std::size_t(e));

@@ -45,7 +45,12 @@ class WordTable {
   std::vector<index_t> off_{0};
   std::vector<std::uint64_t> hash_;
   std::vector<std::int32_t> value_;
-  std::vector<std::uint64_t> slot_;  // hash tag and entry number + 1; size a power of two
+  struct Slot {
+    std::uint64_t head = 0;    // the key's first 8 bytes, zero-padded
+    std::uint32_t meta = 0;    // hash bits and key length
+    std::int32_t entry1 = 0;   // entry number + 1, 0 = empty
+  };
+  std::vector<Slot> slot_;  // size a power of two
 };
 
 // Invalid UTF-8 in the chunk starting at file offset `offset` (first bad byte), with up to 8
