@@ -293,6 +293,9 @@ def _corpora():
     rng = np.random.default_rng(11)
     words = [f"w{i}" for i in range(60)] + ["é", "中文", "😀x", "naïve", "a\u200bb", "\ufeffz",
                                             "\x00", "\x1b[m", "\u180e"]
+    # longer than the 8 bytes a table slot holds: equal heads, lengths past 255
+    words += ["abcdefgh", "abcdefghi", "abcdefghj", "internationalization", "x" * 300,
+              "x" * 300 + "y", "x" * 299 + "y"]
     pick = lambda n: [words[i] for i in rng.integers(0, len(words), size=n)]  # noqa: E731
     normal = "\n".join(" ".join(pick(int(n))) for n in rng.integers(1, 30, size=400)) + "\n"
     long_line = " ".join(pick(5000)) + "\n" + " ".join(pick(7)) + "\n"
