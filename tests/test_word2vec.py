@@ -344,6 +344,131 @@ def test_file_pieces_stream_a_single_huge_line(tmp_path, monkeypatch):
     assert sents == [toks, ["second", "line"], ["third"]]
 
 
+# the corpus_file path in C++ (file_blocks, block_jobs, count_corpus_file) against the
+# Python reference (file_pieces, id_pieces, jobs, count)
+
+_SPACES = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
+
+
+def _corpora():
+    rng = np.random.default_rng(11)
+    words = [f"w{i}" for i in range(60)] + ["é", "中文", "😀x", "naïve", "a\u200bb", "\ufeffz",
+                                            "\x00", "\x1b[m", "\u180e"]
+    # longer than the 8 bytes a table slot holds: equal heads, lengths past 255
+    words += ["abcdefgh", "abcdefghi", "abcdefghj", "internationalization", "x" * 300,
+              "x" * 300 + "y", "x" * 299 + "y"]
+    pick = lambda n: [words[i] for i in rng.integers(0, len(words), size=n)]  # noqa: E731
+    normal = "\n".join(" ".join(pick(int(n))) for n in rng.integers(1, 30, size=400)) + "\n"
+    long_line = " ".join(pick(5000)) + "\n" + " ".join(pick(7)) + "\n"
+    empty = "\n\n" + "\n \n\t\n".join(" ".join(pick(int(n))) for n in rng.integers(0, 9, size=200)) + "\n\n"
+    no_newline = "\n".join(" ".join(pick(int(n))) for n in rng.integers(1, 40, size=100))
+    seps = list(_SPACES) + ["\r\n", "  ", "\t\u3000"]
+    unicode_ws = "".join(w + seps[i % len(seps)] for i, w in enumerate(pick(3000)))
+    text8 = " ".join(pick(20000))  # one line, no newline, split over many blocks
+    return dict(normal=normal, long_line=long_line, empty=empty, no_newline=no_newline,
+                unicode_ws=unicode_ws, text8=text8, nothing="", blank="\n \n")
+
+
+def _assert_same_jobs(a, b):
+    assert len(a) == len(b)
+    for k, (x, y) in enumerate(zip(a, b)):
+        for f in ("tokens", "sent_off"):
+            u, v = getattr(x, f), getattr(y, f)
+            assert u.dtype == v.dtype and np.array_equal(u, v), (k, f, u[:10], v[:10])
+        for f in ("lead", "trail", "centers", "raw"):
+            assert type(getattr(x, f)) is type(getattr(y, f)) and getattr(x, f) == getattr(y, f), (k, f)
+
+
+@pytest.mark.parametrize("name", list(_corpora()))
+@pytest.mark.parametrize("block", [64, 1000, 1 << 20])
+def test_corpus_file_in_cpp_equals_python(tmp_path, monkeypatch, name, block):
+    monkeypatch.setattr(_corpus, "BLOCK", block)
+    f = tmp_path / "c.txt"
+    f.write_bytes(_corpora()[name].encode("utf-8"))
+    # the scan: same words in the same order, same counts, also when max_vocab_size prunes
+    for max_size in (None, 30, 3):
+        py = _corpus.count(_corpus.file_pieces(f), max_size)
+        cpp = _corpus.scan(None, f, max_size)
+        assert list(cpp[0].items()) == list(py[0].items()) and cpp[1:] == py[1:], max_size
+    counts = _corpus.count(_corpus.file_pieces(f))[0]
+    # half the words unknown; indices in another order than first occurrence
+    keep = [w for i, w in enumerate(counts) if i % 2 == 0]
+    k2i = dict(zip(keep, np.random.default_rng(0).permutation(len(keep)).tolist()))
+    corpus = _corpus.Corpus(None, f, k2i)
+    for job_words, margin in ((5, 2), (37, 4), (1000, 20), (10_000, 40)):
+        py = list(_corpus.jobs(_corpus.id_pieces(_corpus.file_pieces(f), k2i), job_words, margin))
+        _assert_same_jobs(list(corpus.jobs(job_words, margin)), py)
+
+
+def test_corpus_file_tokens_split_as_str_split(tmp_path):
+    # every str.isspace() character separates tokens, and only those
+    text = _corpora()["unicode_ws"]
+    f = tmp_path / "c.txt"
+    f.write_text(text, encoding="utf-8")
+    assert list(_corpus.scan(None, f)[0].items()) == list(Counter(text.split()).items())
+
+
+@pytest.mark.parametrize("bad", [b"\xff", b"\xc0\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
+                                 b"\xe2\x28\xa1", b"\x80", b"\xf0\x9f\x98", b"ok\xe2\x82"])
+@pytest.mark.parametrize("where", ["start", "late", "end"])
+def test_corpus_file_bad_utf8_as_python(tmp_path, monkeypatch, bad, where):
+    monkeypatch.setattr(_corpus, "BLOCK", 100)
+    good = "naïve words é 中文\n".encode() * 20
+    data = {"start": bad + b" " + good, "late": good + b"x" + bad + b"y z\n" + good,
+            "end": good + bad}[where]
+    f = tmp_path / "bad.txt"
+    f.write_bytes(data)
+    with pytest.raises(ValueError) as py:
+        list(_corpus.file_pieces(f))
+    assert "byte offset" in str(py.value) and repr(str(f)) in str(py.value)
+    with pytest.raises(ValueError) as scan:
+        _corpus.scan(None, str(f))
+    with pytest.raises(ValueError) as jobs:
+        list(_corpus.Corpus(None, str(f), {"words": 0}).jobs(10, 2))
+    assert str(scan.value) == str(py.value) == str(jobs.value)
+
+
+def test_corpus_file_reader_edges(tmp_path):
+    f = tmp_path / "c.txt"
+    f.write_text("a b\ud800c a\n", encoding="utf-8", errors="surrogatepass")
+    with pytest.raises(ValueError, match="not valid UTF-8"):
+        _corpus.scan(None, f)
+    f.write_text("a b a\n", encoding="utf-8")
+    # a vocabulary from token lists may hold lone surrogates: such words never match a file
+    job = next(_corpus.Corpus(None, f, {"b": 0, "\ud800": 1, "a": 2}).jobs(10, 2))
+    assert job.tokens.tolist() == [2, 0, 2] and job.raw == 3
+    # what open() and read() raise, also when the file went away after check_source
+    vocab = _corpus.corpus_vocab({"a": 0})
+    with pytest.raises(FileNotFoundError):
+        next(_corpus.file_blocks(tmp_path / "gone.txt", vocab))
+    with pytest.raises(FileNotFoundError):
+        _core.count_corpus_file(bytes(tmp_path / "gone.txt"), 64, -1, "'gone'")
+    with pytest.raises(IsADirectoryError):
+        next(_corpus.file_blocks(tmp_path, vocab))
+
+
+def test_corpus_file_training_equals_token_lists(tmp_path, monkeypatch):
+    monkeypatch.setattr(_corpus, "BLOCK", 300)  # lines cut over blocks
+    c = topic_corpus(300)
+    c[5] = [w for s in c[10:200] for w in s]  # a sentence longer than a job
+    c[7] = []
+    seps = ["\u00a0", "\u3000", "\t", "\x1c", " \r"]
+    text = "\n".join(seps[i % len(seps)].join(s) for i, s in enumerate(c))  # no final newline
+    f = tmp_path / "c.txt"
+    f.write_text(text, encoding="utf-8")
+    for mode in (dict(sg=1, hs=1, negative=0), dict(sg=0, hs=0, negative=3)):
+        kw = dict(vector_size=8, min_count=2, epochs=2, workers=1, seed=3, batch_words=500, **mode)
+        a = nnkern.Word2Vec(c, **kw)
+        b = nnkern.Word2Vec(corpus_file=f, **kw)
+        _assert_same_model(a, b)
+    ga = nnkern.GloVe(c, vector_size=8, min_count=2, epochs=2, workers=1)
+    gb = nnkern.GloVe(corpus_file=str(f), vector_size=8, min_count=2, epochs=2, workers=1)
+    assert ga.wv.index_to_key == gb.wv.index_to_key
+    for x, y in zip(ga.cooccurrence, gb.cooccurrence):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(ga.wv.vectors, gb.wv.vectors)
+
+
 # ---------------------------------------------------------------------------------------
 # training
 

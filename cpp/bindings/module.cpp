@@ -12,6 +12,7 @@ void bind_recurrent(py::module_& m);
 void bind_attention(py::module_& m);
 void bind_word2vec(py::module_& m);
 void bind_glove(py::module_& m);
+void bind_corpus(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_norm(py::module_& m);
 void bind_dropout(py::module_& m);
@@ -48,6 +49,7 @@ PYBIND11_MODULE(_core, m) {
   bind_attention(m);
   bind_word2vec(m);
   bind_glove(m);
+  bind_corpus(m);
   bind_optim(m);
   bind_norm(m);
   bind_dropout(m);

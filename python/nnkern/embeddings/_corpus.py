@@ -7,6 +7,10 @@ even for a corpus that is a single line (text8), or integer token ids with their
 three then become pieces of model indices (ids, ends_sentence, raw tokens). Jobs of about ``job_words`` in-vocabulary tokens are cut
 from that stream; a sentence longer than a job is split over several jobs, each carrying
 ``margin`` tokens of context on either side, so no window is lost at a split.
+
+A corpus_file is read, tokenised, looked up and counted in C++ (cpp/kernels/corpus.cpp,
+GIL released), a block of pieces at a time; block_jobs() cuts those blocks with NumPy into
+the very jobs that jobs() cuts from file_pieces() + id_pieces(), which stay the reference.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
+
+from .. import _core
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +89,27 @@ def file_pieces(path) -> Iterator[tuple[list[str], bool]]:
                 yield lines[-1].split(), not block
             if not block:
                 return
+
+
+def _file_args(path):
+    """The path as bytes for _core, and how error messages name it (as file_pieces does)."""
+    return os.fsencode(path), repr(os.fspath(path))
+
+
+def file_blocks(path, vocab) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """file_pieces() in C++, mapped through vocab (a _core.CorpusVocab): one block at a time,
+    (ids int32, off int64 (P+1), raw int64 (P), ends bool (P)) of its P pieces, piece k being
+    id_pieces()'s (ids[off[k]:off[k+1]], ends[k], raw[k])."""
+    fpath, name = _file_args(path)
+    reader = _core.CorpusReader(fpath, BLOCK, vocab, name)
+    while (block := reader.read()) is not None:
+        yield block
+
+
+def corpus_vocab(key_to_index):
+    """The C++ word table of a model's key_to_index, for file_blocks()."""
+    return _core.CorpusVocab(list(key_to_index), np.fromiter(key_to_index.values(), np.int32,
+                                                             count=len(key_to_index)))
 
 
 def sentence_pieces(sentences) -> Iterator[tuple[list[str], bool]]:
@@ -256,61 +283,165 @@ def model_pieces(sentences, corpus_file, key_to_index) -> Iterator[tuple[np.ndar
     return id_pieces(pieces(sentences, corpus_file), key_to_index)
 
 
+class Corpus:
+    """A corpus bound to a model's vocabulary, for the passes of one training call: jobs()
+    gives one pass's jobs. A corpus_file is read, tokenised and looked up in C++ (the word
+    table is built once, here); token lists and TokenIds go through model_pieces()."""
+
+    def __init__(self, sentences, corpus_file, key_to_index):
+        self.sentences, self.corpus_file, self.key_to_index = sentences, corpus_file, key_to_index
+        self.vocab = corpus_vocab(key_to_index) if corpus_file is not None else None
+
+    def jobs(self, job_words: int, margin: int) -> Iterator[Job]:
+        if self.vocab is not None:
+            return block_jobs(file_blocks(self.corpus_file, self.vocab), job_words, margin)
+        return jobs(model_pieces(self.sentences, None, self.key_to_index), job_words, margin)
+
+
 class Job:
     __slots__ = ("tokens", "sent_off", "lead", "trail", "centers", "raw")
 
-    def __init__(self, sents, lead, trail, raw):
-        lengths = [len(s) for s in sents]
-        self.tokens = np.concatenate(sents) if sents else np.zeros(0, np.int32)
-        self.sent_off = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
+    def __init__(self, tokens, sent_off, lead, trail, raw):
+        self.tokens, self.sent_off = tokens, sent_off
         self.lead, self.trail = lead, trail
-        self.centers = len(self.tokens) - lead - trail
+        self.centers = len(tokens) - lead - trail
         self.raw = raw
+
+
+class _Cutter:
+    """The state of job cutting: whole sentences of the job being filled, and the sentence
+    being read. piece() takes one piece at a time; sentences() takes a run of whole short
+    sentences at once with NumPy (the corpus_file path), with the same result."""
+
+    def __init__(self, job_words: int, margin: int):
+        self.job_words, self.margin = job_words, margin
+        # complete sentences of the job being filled, in segments: their tokens, and their
+        # (non-zero) lengths as arrays or, for sentences taken one by one, a list of ints
+        self.done_tok: list[np.ndarray] = []
+        self.done_len: list = []
+        self.n_done = 0  # their tokens, without the lead
+        self.lead = 0  # context-only tokens at the start of the first one
+        self.raw = 0
+        self.cur: list[np.ndarray] = []  # the sentence being read
+        self.cur_len = 0
+        self.c0 = 0  # context-only tokens at the start of cur (it continues a split sentence)
+
+    def _add(self, ids):
+        """Add one whole sentence (its tokens, context included) to the job being filled."""
+        if not self.done_tok:
+            self.lead = self.c0
+        self.done_tok.append(ids)
+        if self.done_len and isinstance(self.done_len[-1], list):
+            self.done_len[-1].append(len(ids))
+        else:
+            self.done_len.append([len(ids)])
+        self.n_done += len(ids) - self.c0
+
+    def _take(self, out):
+        lengths = np.concatenate(self.done_len) if len(self.done_len) > 1 else self.done_len[0]
+        sent_off = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum(lengths, out=sent_off[1:])
+        out.append(Job(np.concatenate(self.done_tok), sent_off, self.lead, 0, self.raw))
+        self.done_tok, self.done_len, self.n_done, self.lead, self.raw = [], [], 0, 0, 0
+
+    def piece(self, ids, ends, n_raw, out) -> None:
+        """One piece (ids, ends_sentence, raw tokens); finished jobs are appended to out."""
+        self.raw += n_raw
+        if ends and not self.cur_len and len(ids) < self.job_words + self.margin:
+            # the common case, in short: a whole sentence that fits in a job
+            if len(ids):
+                self._add(ids)
+                if self.n_done >= self.job_words:
+                    self._take(out)
+            return
+        if len(ids):
+            self.cur.append(ids)
+            self.cur_len += len(ids)
+        jw, margin = self.job_words, self.margin
+        if self.cur_len - self.c0 >= jw + margin:
+            # A long sentence: flush the job being filled, then emit job-sized slices.
+            if self.done_tok:
+                raw, self.raw = self.raw, 0
+                self._take(out)
+                self.raw = raw
+            buf, c0 = np.concatenate(self.cur), self.c0
+            while len(buf) - c0 >= jw + margin:
+                end = c0 + jw
+                out.append(Job(buf[: end + margin].copy(), np.array([0, end + margin], np.int64),
+                               c0, margin, self.raw))
+                self.raw = 0
+                buf = buf[end - margin:]
+                c0 = margin
+            self.cur, self.cur_len, self.c0 = [buf], len(buf), c0
+        if ends:
+            if self.cur_len:
+                self._add(np.concatenate(self.cur) if len(self.cur) > 1 else self.cur[0])
+            self.cur, self.cur_len, self.c0 = [], 0, 0
+            if self.n_done >= jw:
+                self._take(out)
+
+    def sentences(self, ids, off, lengths, raw_cum, i, r, out) -> None:
+        """Pieces i..r-1 of a block, each a whole sentence shorter than job_words + margin,
+        with no sentence being read: piece() on each of them, a job at a time.
+        Piece k holds ids[off[k]:off[k+1]], lengths = diff(off); raw_cum = cumsum of raw from 0."""
+        while i < r:
+            # the first m with off[m] - off[i] >= what the job still needs: pieces i..m-1 fill it
+            m = int(np.searchsorted(off, off[i] + self.job_words - self.n_done, side="left"))
+            k = min(m, r)
+            if off[k] > off[i]:
+                seg = lengths[i:k]
+                self.done_tok.append(ids[off[i]:off[k]])
+                self.done_len.append(seg[seg > 0])
+                self.n_done += int(off[k] - off[i])
+            self.raw += int(raw_cum[k] - raw_cum[i])
+            if m <= r:
+                self._take(out)
+            i = k
+
+    def finish(self, out) -> None:
+        if self.cur_len:  # a corpus that does not end its last sentence
+            self._add(np.concatenate(self.cur))
+        if self.done_tok:
+            self._take(out)
 
 
 def jobs(id_stream, job_words: int, margin: int) -> Iterator[Job]:
     """Cut the id stream into jobs of about job_words center tokens."""
-    done: list[np.ndarray] = []  # complete sentences of the job being filled
-    done_len = 0
-    lead = 0  # context-only tokens at the start of done[0]
-    raw = 0
-    cur: list[np.ndarray] = []  # the sentence being read
-    cur_len = 0
-    c0 = 0  # context-only tokens at the start of cur (it continues a split sentence)
+    cut, out = _Cutter(job_words, margin), []
     for ids, ends, n_raw in id_stream:
-        raw += n_raw
-        if len(ids):
-            cur.append(ids)
-            cur_len += len(ids)
-        if cur_len - c0 >= job_words + margin:
-            # A long sentence: flush the job being filled, then emit job-sized slices.
-            if done:
-                yield Job(done, lead, 0, 0)
-                done, done_len, lead = [], 0, 0
-            buf = np.concatenate(cur)
-            while len(buf) - c0 >= job_words + margin:
-                end = c0 + job_words
-                yield Job([buf[: end + margin]], c0, margin, raw)
-                raw = 0
-                buf = buf[end - margin :]
-                c0 = margin
-            cur, cur_len = [buf], len(buf)
-        if ends:
-            if cur_len:
-                if not done:
-                    lead = c0
-                done.append(np.concatenate(cur) if len(cur) > 1 else cur[0])
-                done_len += cur_len - c0
-            cur, cur_len, c0 = [], 0, 0
-            if done_len >= job_words:
-                yield Job(done, lead, 0, raw)
-                done, done_len, lead, raw = [], 0, 0, 0
-    if cur_len:  # a corpus that does not end its last sentence
-        if not done:
-            lead = c0
-        done.append(np.concatenate(cur))
-    if done:
-        yield Job(done, lead, 0, raw)
+        cut.piece(ids, ends, n_raw, out)
+        if out:
+            yield from out
+            out.clear()
+    cut.finish(out)
+    yield from out
+
+
+def block_jobs(blocks, job_words: int, margin: int) -> Iterator[Job]:
+    """jobs() of a stream of blocks of pieces (ids, off, raw, ends) as file_blocks() gives
+    them: the same jobs, but runs of whole sentences go through NumPy, not one by one."""
+    cut, out = _Cutter(job_words, margin), []
+    for ids, off, raw, ends in blocks:
+        lengths = np.diff(off)
+        raw_cum = np.zeros(len(raw) + 1, np.int64)
+        np.cumsum(raw, out=raw_cum[1:])
+        # pieces that need piece(): unfinished sentences and long ones
+        slow = np.flatnonzero(~ends | (lengths >= job_words + margin)).tolist() + [len(raw)]
+        i, s = 0, 0
+        while i < len(raw):
+            if cut.cur_len == 0 and slow[s] > i:
+                cut.sentences(ids, off, lengths, raw_cum, i, slow[s], out)
+                i = slow[s]
+            else:
+                a, b = int(off[i]), int(off[i + 1])
+                cut.piece(ids[a:b], bool(ends[i]), int(raw[i]), out)
+                s += slow[s] == i
+                i += 1
+            if out:
+                yield from out
+                out.clear()
+    cut.finish(out)
+    yield from out
 
 
 def scan(corpus_iterable, corpus_file, max_vocab_size=None):
@@ -325,10 +456,25 @@ def scan(corpus_iterable, corpus_file, max_vocab_size=None):
         logger.info("collected %d word types from %d token ids in %d sentences in %.2fs",
                     len(counts), n_tok, n_sent, time.perf_counter() - t0)
         return counts, n_sent, n_tok
+    if corpus_file is not None:  # the same counting in C++
+        fpath, name = _file_args(corpus_file)
+        keys, cnt, n_sent, n_tok = _core.count_corpus_file(
+            fpath, BLOCK, -1 if max_vocab_size is None else max_vocab_size, name)
+        counts = Counter(dict(zip(keys, cnt.tolist())))
+    else:
+        counts, n_sent, n_tok = count(sentence_pieces(corpus_iterable), max_vocab_size)
+    logger.info("collected %d word types from a corpus of %d raw words and %d sentences in %.2fs",
+                len(counts), n_tok, n_sent, time.perf_counter() - t0)
+    return counts, n_sent, n_tok
+
+
+def count(stream, max_vocab_size=None):
+    """(Counter, sentences, raw tokens) of a stream of pieces, pruned as scan() says
+    (count_corpus_file does the same for a file in C++)."""
     counts: Counter = Counter()
     n_sent = n_tok = 0
     min_reduce = 1
-    for toks, ends in pieces(corpus_iterable, corpus_file):
+    for toks, ends in stream:
         counts.update(toks)
         n_tok += len(toks)
         n_sent += ends
@@ -336,8 +482,6 @@ def scan(corpus_iterable, corpus_file, max_vocab_size=None):
             for w in [w for w, c in counts.items() if c < min_reduce]:
                 del counts[w]
             min_reduce += 1
-    logger.info("collected %d word types from a corpus of %d raw words and %d sentences in %.2fs",
-                len(counts), n_tok, n_sent, time.perf_counter() - t0)
     return counts, n_sent, n_tok
 
 

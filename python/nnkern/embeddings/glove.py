@@ -95,8 +95,8 @@ class GloVe:
         t0 = time.perf_counter()
         acc = _core.GloveCooccur(len(self.wv), self.window, self.symmetric, self.workers,
                                  dense_words, buffer_pairs)
-        stream = _corpus.model_pieces(corpus_iterable, corpus_file, self.wv.key_to_index)
-        _corpus.run_jobs(_corpus.jobs(stream, 100_000, self.window), self.workers,
+        corpus = _corpus.Corpus(corpus_iterable, corpus_file, self.wv.key_to_index)
+        _corpus.run_jobs(corpus.jobs(100_000, self.window), self.workers,
                          lambda slot, j: acc.add(slot, j.tokens, j.sent_off, j.lead, j.trail))
         self.cooccurrence = acc.finish()
         self.cooccurrence_seconds = time.perf_counter() - t0

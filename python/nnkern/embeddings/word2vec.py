@@ -2,7 +2,8 @@
 
 Parameters keep gensim's names and meanings, so ``gensim.models.Word2Vec(...)`` calls carry
 over. Data handling (vocabulary, Huffman tree, alias table, reading the corpus, cutting it
-into jobs) is Python + NumPy; training runs in C++ (cpp/kernels/word2vec.cpp), one job per
+into jobs) is Python + NumPy, except that a corpus_file is read, tokenised and looked up in
+C++ (cpp/kernels/corpus.cpp); training runs in C++ (cpp/kernels/word2vec.cpp), one job per
 call with the GIL released, over ``workers`` Python threads updating the same weights
 without locks (Hogwild, as word2vec.c and gensim do). Differences from gensim:
 
@@ -270,6 +271,7 @@ class Word2Vec:
         for th in threads:
             th.start()
         margin = 4 * self.window  # raw tokens: enough for `window` kept ones after subsampling
+        corpus = _corpus.Corpus(corpus_iterable, corpus_file, self.wv.key_to_index)
         done = 0
         self.running_training_loss = 0.0
         t_start = time.perf_counter()
@@ -282,8 +284,7 @@ class Word2Vec:
                 next_report = t_ep + report_delay
                 w_ep0 = progress["words"]
                 n_jobs = 0
-                stream = _corpus.model_pieces(corpus_iterable, corpus_file, self.wv.key_to_index)
-                for j, job in enumerate(_corpus.jobs(stream, self.batch_words, margin)):
+                for j, job in enumerate(corpus.jobs(self.batch_words, margin)):
                     al0 = a0 - (a0 - a1) * min(done / total, 1.0)
                     done += job.centers
                     al1 = a0 - (a0 - a1) * min(done / total, 1.0)
