@@ -157,10 +157,12 @@ class Word2Vec:
                     self.effective_words, n_tok)
 
     def _init_rows(self, n, start):
-        # uniform in [-0.5, 0.5) / D like word2vec.c and gensim; rows depend on the seed and
-        # their index only, so growing the vocabulary leaves existing rows' init unchanged
+        # uniform in [-1, 1) / D as gensim 4 draws them (word2vec.c: [-0.5, 0.5) / D); rows
+        # depend on the seed and their index only, so growing the vocabulary leaves existing
+        # rows' init unchanged
         rng = np.random.default_rng([self.seed, start])
-        return ((rng.random((n, self.vector_size), dtype=np.float32) - 0.5) / self.vector_size).astype(np.float32)
+        u = rng.random((n, self.vector_size), dtype=np.float32)
+        return ((u * 2 - 1) / self.vector_size).astype(np.float32)
 
     def _update_vocab(self, counts):
         wv = self.wv
