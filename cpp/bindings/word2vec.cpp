@@ -1,5 +1,6 @@
 // word2vec bindings: the four single-example updates (nnkern.ops.word2vec_*) and the
 // trainer object nnkern.embeddings.Word2Vec drives, one job per call with the GIL released.
+#include <algorithm>
 #include <type_traits>
 #include <vector>
 
@@ -76,8 +77,10 @@ class W2VTrainer {
       m_.syn1 = out<float>(syn1_, "syn1", dims("W2VTrainer", {inner, D}));
       const std::int64_t* co = indices<std::int64_t>(code_off.cast<py::array>(), "code_off", V + 1, -1);
       if (co[0] != 0) throw py::value_error("code_off: must start at 0");
-      for (index_t w = 0; w < V; ++w)
+      for (index_t w = 0; w < V; ++w) {
         if (co[w + 1] < co[w]) throw py::value_error("code_off: must be non-decreasing");
+        m_.longest_path = std::max<index_t>(m_.longest_path, co[w + 1] - co[w]);
+      }
       const index_t total = co[V];
       const std::int32_t* pp = indices<std::int32_t>(points.cast<py::array>(), "points", total, inner);
       const std::uint8_t* pc = indices<std::uint8_t>(codes.cast<py::array>(), "codes", total, 2);

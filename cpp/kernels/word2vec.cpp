@@ -150,11 +150,10 @@ W2VResult w2v_train_job(const W2VModel<T>& m, const W2VJob& job) {
   std::vector<T> work(2 * D);
   T* h = work.data();
   T* e = work.data() + D;
-  // Skip-gram HS windows: C * (kW2VChunk + L) for the widest window and longest path.
-  index_t longest_path = 0;
-  if (m.sg && m.hs && m.window_batch)
-    for (index_t w = 0; w < m.V; ++w) longest_path = std::max(longest_path, m.code_off[w + 1] - m.code_off[w]);
-  std::vector<T> win(m.sg && m.hs && m.window_batch ? 2 * m.window * (kW2VChunk + longest_path) : 0);
+  // Skip-gram with hierarchical softmax alone trains whole windows (w2v_sg_hs_window), in
+  // C * (kW2VChunk + L) values for the widest window and the longest path.
+  const bool batch_windows = m.sg && m.hs && K == 0 && m.window_batch;
+  std::vector<T> win(batch_windows ? 2 * m.window * (kW2VChunk + m.longest_path) : 0);
 
   const index_t n_centers = job.n - job.lead - job.trail;
   const double a0 = job.alpha0, da = n_centers > 0 ? (job.alpha1 - job.alpha0) / n_centers : 0.0;
@@ -216,10 +215,14 @@ W2VResult w2v_train_job(const W2VModel<T>& m, const W2VJob& job) {
           for (index_t b = 0; b < index_t(D * sizeof(T)); b += 64) __builtin_prefetch(row + b, 1);
         }
       }
-      if (m.sg && m.hs && K == 0 && m.window_batch) {
+      auto gather_context = [&] {  // the window's words but the center, into ctx
         index_t C = 0;
         for (index_t j = lo; j < hi; ++j)
           if (j != i) ctx[C++] = kept[j];
+        return C;
+      };
+      if (batch_windows) {
+        const index_t C = gather_context();
         const index_t o = m.code_off[word], L = m.code_off[word + 1] - o;
         res.loss += w2v_sg_hs_window<T>(m.syn0, m.syn1, D, ctx.data(), C, m.points + o,
                                         m.codes + o, L, alpha, want_loss, win.data());
@@ -234,9 +237,7 @@ W2VResult w2v_train_job(const W2VModel<T>& m, const W2VJob& job) {
           ++res.examples;
         }
       } else {
-        index_t C = 0;
-        for (index_t j = lo; j < hi; ++j)
-          if (j != i) ctx[C++] = kept[j];
+        const index_t C = gather_context();
         if (C == 0) continue;
         cbow_input(m.syn0, D, ctx.data(), C, m.cbow_mean, h);
         zero(e, D);

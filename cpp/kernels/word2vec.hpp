@@ -435,6 +435,7 @@ struct W2VModel {
   int window = 5;
   int negative = 5;
   bool sg = false, hs = false, cbow_mean = true, compute_loss = true;
+  index_t longest_path = 0;  // the longest Huffman path (max over w of its code length)
   // Skip-gram with hierarchical softmax alone: each window as one batch (w2v_sg_hs_window).
   bool window_batch = false;
 };
