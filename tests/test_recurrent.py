@@ -485,6 +485,47 @@ def test_matches_reference(rng, impl, kind, nl, dtype):
             np.testing.assert_array_equal(a, inputs[k])
 
 
+# Wider layers than the tests above use, where the time loop runs on two threads and the
+# packed weights (1-3 MB in float32) no longer sit in L1 or L2. (kind, nl, I, H)
+WIDE = [("lstm", None, 200, 200), ("gru", None, 256, 240), ("rnn", "tanh", 700, 300),
+        ("lstm", None, 384, 272)]
+
+
+@pytest.mark.skipif(len(IMPLS) < 2, reason="the C++ extension is not built")
+@pytest.mark.parametrize("kind,nl,I,H", WIDE, ids=[f"{k}-{i}x{h}" for k, _, i, h in WIDE])
+def test_wide_layers_same_bits_on_1_and_2_threads(rng, kind, nl, I, H, dtype):
+    """The split of the hidden units between threads changes no bit (recurrent.cpp), with
+    lengths and reverse, and the results are the twin's."""
+    import nnkern
+
+    impl = IMPLS[1]
+    T, B = 37, 5
+    lengths = [37, 0, 19, 1, 36]
+    p = make_params(rng, kind, T, B, I, H, dtype)
+    dout, dfinals = upstream(rng, kind, T, B, H, dtype)
+    for L, reverse in ((None, False), (lengths, False), (lengths, True)):
+        runs = []
+        for threads in (1, 2):
+            nnkern.set_num_threads(threads)
+            try:
+                out, finals, cache = forward(impl, kind, nl, p, L, reverse)
+                runs.append((out, finals, backward(impl, kind, dout, dfinals, cache)))
+            finally:
+                nnkern.set_num_threads(2)
+        (out, finals, g), (out2, finals2, g2) = runs
+        np.testing.assert_array_equal(out, out2)
+        for a, b in zip(finals, finals2):
+            np.testing.assert_array_equal(a, b)
+        r_out, r_finals, r_cache = forward(ref, kind, nl, p, L, reverse)
+        assert_close(out, r_out, dtype)
+        for a, b in zip(finals, r_finals):
+            assert_close(a, b, dtype)
+        r_g = backward(ref, kind, dout, dfinals, r_cache)
+        for name in param_names(kind):
+            np.testing.assert_array_equal(g[name], g2[name], err_msg=name)
+            assert_close(g[name], r_g[name], dtype, atol=30 * tol(dtype)["atol"], err_msg=name)
+
+
 @pytest.mark.parametrize("kind,nl", CELLS, ids=CELL_IDS)
 @pytest.mark.parametrize("impl", IMPLS, ids=IMPL_IDS)
 def test_returns_fresh_arrays(rng, impl, kind, nl):
