@@ -32,6 +32,16 @@ inline T w2v_dot(const T* a, const T* b, index_t D) {
   return Eigen::Map<const V>(a, D).dot(Eigen::Map<const V>(b, D));
 }
 
+// sigmoid(f), and the log-loss -log sigmoid(+-f) of `label`, both from z = exp(-|f|).
+template <class T>
+inline T w2v_sigmoid(T f, T z) {
+  return f >= 0 ? T(1) / (T(1) + z) : z / (T(1) + z);
+}
+template <class T>
+inline double w2v_log_loss(T f, T label, T z) {  // softplus(-f) for label 1, softplus(f) for 0
+  return double(std::max(label > T(0.5) ? -f : f, T(0)) + std::log1p(z));
+}
+
 // One logistic-regression step of l1 against the output row `out` with label 0/1:
 //   f = l1 . out,  g = alpha (label - sigmoid(f)),  e += g out,  out += g l1.
 // Returns the log-loss -log sigmoid(+-f) when `want_loss`, computed stably from exp(-|f|).
@@ -46,19 +56,14 @@ inline double w2v_logistic_step(const T* l1, T* out, T* e, index_t D, T label, T
   const T f = w2v_dot(l1, out, D);
   if (skip_saturated && !want_loss && std::abs(f) >= T(kW2VMaxExp)) return 0.0;
   const T z = std::exp(-std::abs(f));  // in (0, 1]: never overflows
-  const T m = label > T(0.5) ? -f : f;
-  if (skip_saturated && std::abs(f) >= T(kW2VMaxExp))
-    return want_loss ? double(std::max(m, T(0)) + std::log1p(z)) : 0.0;
-  const T sig = f >= 0 ? T(1) / (T(1) + z) : z / (T(1) + z);
-  const T g = alpha * (label - sig);
+  if (skip_saturated && std::abs(f) >= T(kW2VMaxExp)) return want_loss ? w2v_log_loss(f, label, z) : 0.0;
+  const T g = alpha * (label - w2v_sigmoid(f, z));
 #pragma omp simd
   for (index_t j = 0; j < D; ++j) {
     e[j] += g * out[j];
     out[j] += g * l1[j];
   }
-  if (!want_loss) return 0.0;
-  // -log sigmoid(f) if label 1, -log sigmoid(-f) if label 0: softplus(-+f).
-  return double(std::max(m, T(0)) + std::log1p(z));
+  return want_loss ? w2v_log_loss(f, label, z) : 0.0;
 }
 
 // The same steps over n *distinct* rows, dots first: no row is written before every dot is
@@ -76,13 +81,9 @@ inline double w2v_logistic_rows(const T* l1, T* const* rows, const T* labels, in
     const T a = std::abs(f[r]);
     if (skip_saturated && !want_loss && a >= T(kW2VMaxExp)) continue;
     const T z = std::exp(-a);
-    if (want_loss) {
-      const T m = labels[r] > T(0.5) ? -f[r] : f[r];
-      loss += double(std::max(m, T(0)) + std::log1p(z));
-    }
+    if (want_loss) loss += w2v_log_loss(f[r], labels[r], z);
     if (skip_saturated && a >= T(kW2VMaxExp)) continue;
-    const T sig = f[r] >= 0 ? T(1) / (T(1) + z) : z / (T(1) + z);
-    const T g = alpha * (labels[r] - sig);
+    const T g = alpha * (labels[r] - w2v_sigmoid(f[r], z));
     T* out = rows[r];
 #pragma omp simd
     for (index_t j = 0; j < D; ++j) {
@@ -375,10 +376,9 @@ inline double w2v_sg_hs_window(T* syn0, T* syn1, index_t D, const std::int64_t* 
       g = T(0);
       if (!want_loss && a >= T(kW2VMaxExp)) continue;
       const T z = std::exp(-a);
-      if (want_loss) loss += double(std::max(label > T(0.5) ? -f : f, T(0)) + std::log1p(z));
+      if (want_loss) loss += w2v_log_loss(f, label, z);
       if (a >= T(kW2VMaxExp)) continue;
-      const T sig = f >= 0 ? T(1) / (T(1) + z) : z / (T(1) + z);
-      g = alpha * (label - sig);
+      g = alpha * (label - w2v_sigmoid(f, z));
       any = true;
     }
   }
