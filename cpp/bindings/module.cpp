@@ -16,6 +16,7 @@ void bind_corpus(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_norm(py::module_& m);
 void bind_dropout(py::module_& m);
+void bind_buffers(py::module_& m);
 }  // namespace nnkern::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -53,4 +54,5 @@ PYBIND11_MODULE(_core, m) {
   bind_optim(m);
   bind_norm(m);
   bind_dropout(m);
+  bind_buffers(m);
 }

@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from . import _buffers
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -86,7 +88,7 @@ def real_scalar(v, name: str, *, min_value=None, strict_min=False) -> float:
 def output(out, shape: tuple[int, ...], dtype: np.dtype, name: str = "out") -> np.ndarray:
     """A fresh array, or the caller's `out` after checking it can take the result."""
     if out is None:
-        return np.empty(shape, dtype=dtype)
+        return _buffers.empty(shape, dtype)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray, got {type(out).__name__}")
     if out.dtype != dtype:

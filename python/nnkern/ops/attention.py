@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _buffers as _buf
 from .. import _core
 from .._cache import AttentionCache
 from ..reference import attention as _ref
@@ -36,8 +37,8 @@ def scaled_dot_product_attention(q, k, v, mask=None, scale=None):
     Tk, Dv = v_.shape[1], v_.shape[2]
     mask = _mask_arg(mask, B, Tq, Tk)
     scale = _scale_arg(scale, D)
-    out = np.empty((B, Tq, Dv), q.dtype)
-    p = np.empty((B, Tq, Tk), q.dtype)
+    out = _buf.empty((B, Tq, Dv), q.dtype)
+    p = _buf.empty((B, Tq, Tk), q.dtype)
     _core.sdpa_forward(q, k, v_, _mask_bytes(mask), scale, out, p, B, Tq, Tk, D, Dv)
     return out, AttentionCache(kind="sdpa", q=q, k=k, v=v_, mask=mask, scale=scale, weights=p)
 
@@ -48,7 +49,7 @@ def scaled_dot_product_attention_backward(dout, cache):
     q, k, v_ = cache.q, cache.k, cache.v
     B, Tq, D = q.shape
     Tk, Dv = v_.shape[1], v_.shape[2]
-    dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v_)
+    dq, dk, dv = _buf.empty_like(q), _buf.empty_like(k), _buf.empty_like(v_)
     _core.sdpa_backward(dout, q, k, v_, np.ascontiguousarray(cache.weights), cache.scale, dq, dk, dv,
                         B, Tq, Tk, D, Dv)
     return dq, dk, dv
@@ -59,9 +60,9 @@ def additive_attention(q, k, v, W_q, W_k, w_v, mask=None):
     B, Tq, Dq = q.shape
     Tk, Dk, Dv, A = k.shape[1], k.shape[2], v_.shape[2], w_v.shape[0]
     mask = _mask_arg(mask, B, Tq, Tk)
-    out = np.empty((B, Tq, Dv), q.dtype)
-    p = np.empty((B, Tq, Tk), q.dtype)
-    hidden = np.empty((B, Tq, Tk, A), q.dtype)
+    out = _buf.empty((B, Tq, Dv), q.dtype)
+    p = _buf.empty((B, Tq, Tk), q.dtype)
+    hidden = _buf.empty((B, Tq, Tk, A), q.dtype)
     _core.additive_forward(q, k, v_, W_q, W_k, w_v, _mask_bytes(mask), out, p, hidden,
                            B, Tq, Tk, Dq, Dk, Dv, A)
     cache = AttentionCache(kind="additive", q=q, k=k, v=v_, mask=mask, scale=1.0, weights=p,
@@ -75,8 +76,8 @@ def additive_attention_backward(dout, cache):
     q, k, v_ = cache.q, cache.k, cache.v
     B, Tq, Dq = q.shape
     Tk, Dk, Dv, A = k.shape[1], k.shape[2], v_.shape[2], cache.w_v.shape[0]
-    dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v_)
-    dW_q, dW_k, dw_v = np.empty_like(cache.W_q), np.empty_like(cache.W_k), np.empty_like(cache.w_v)
+    dq, dk, dv = _buf.empty_like(q), _buf.empty_like(k), _buf.empty_like(v_)
+    dW_q, dW_k, dw_v = _buf.empty_like(cache.W_q), _buf.empty_like(cache.W_k), _buf.empty_like(cache.w_v)
     _core.additive_backward(dout, q, k, v_, cache.W_q, cache.W_k, cache.w_v,
                             np.ascontiguousarray(cache.weights), np.ascontiguousarray(cache.hidden),
                             dq, dk, dv, dW_q, dW_k, dw_v, B, Tq, Tk, Dq, Dk, Dv, A)

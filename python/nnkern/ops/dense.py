@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
+from .. import _buffers as _buf
 from .. import _core
 from .. import _validate as v
 from ..reference.dense import _dense_args, _dense_backward_args, _embedding_backward_args
@@ -29,9 +28,9 @@ def dense_backward(dy, x, W):
     dy, x, W = _dense_backward_args(dy, x, W)
     O, I = W.shape
     N = math.prod(x.shape[:-1])
-    dx = np.empty_like(x)
-    dW = np.empty_like(W)
-    db = np.empty(O, dtype=x.dtype)
+    dx = _buf.empty_like(x)
+    dW = _buf.empty_like(W)
+    db = _buf.empty(O, dtype=x.dtype)
     _core.dense_backward(dy, x, W, dx, dW, db, N, I, O)
     return dx, dW, db
 

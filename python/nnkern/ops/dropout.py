@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-
+from .. import _buffers as _buf
 from .. import _core
 from ..reference.dropout import _backward_args, _dropout_args
 
@@ -21,8 +20,8 @@ def dropout(x, p, seed, training=True):
     x, p, seed, training = _dropout_args(x, p, seed, training)
     if not training:
         return x.copy(), None
-    y = np.empty_like(x)
-    mask = np.empty(x.shape, dtype=bool)
+    y = _buf.empty_like(x)
+    mask = _buf.empty(x.shape, dtype=bool)
     _core.dropout(x, y, mask, p, seed)
     return y, mask
 
@@ -31,7 +30,7 @@ def dropout_backward(dy, mask, p):
     dy, mask, p = _backward_args(dy, mask, p)
     if mask is None:
         return dy.copy()
-    dx = np.empty_like(dy)
+    dx = _buf.empty_like(dy)
     _core.dropout_backward(dy, mask, dx, p)
     return dx
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-
+from .. import _buffers as _buf
 from .. import _core
 from ..reference.losses import (
     _ce_args,
@@ -30,14 +29,14 @@ from ..reference.losses import __all__  # noqa: E402
 def _forward(kernel, pred, target, reduction, *extra):
     """Per-element losses for "none", else the kernel's float64 sum reduced to a scalar."""
     if reduction == "none":
-        loss = np.empty(pred.shape, dtype=pred.dtype)
+        loss = _buf.empty(pred.shape, dtype=pred.dtype)
         kernel(pred, target, loss, *extra)
         return loss
     return _reduced(kernel(pred, target, None, *extra), pred.size, reduction, pred.dtype)
 
 
 def _backward(kernel, pred, target, reduction, *extra):
-    dpred = np.empty(pred.shape, dtype=pred.dtype)
+    dpred = _buf.empty(pred.shape, dtype=pred.dtype)
     kernel(pred, target, dpred, _scale(reduction, pred.size), *extra)
     return dpred
 
@@ -105,7 +104,7 @@ def binary_cross_entropy_with_logits(pred, target, reduction="mean", pos_weight=
         return pred.copy() if reduction == "none" else _reduced(0.0, 0, reduction, pred.dtype)
     C = _classes(pred)
     if reduction == "none":
-        loss = np.empty(pred.shape, dtype=pred.dtype)
+        loss = _buf.empty(pred.shape, dtype=pred.dtype)
         _core.binary_cross_entropy_with_logits(pred, target, w, loss, C)
         return loss
     total = _core.binary_cross_entropy_with_logits(pred, target, w, None, C)
@@ -115,7 +114,7 @@ def binary_cross_entropy_with_logits(pred, target, reduction="mean", pos_weight=
 def binary_cross_entropy_with_logits_backward(pred, target, reduction="mean", pos_weight=None):
     pred, target, reduction = _pair_args(pred, target, reduction)
     w = _pos_weight_arg(pos_weight, pred)
-    dpred = np.empty(pred.shape, dtype=pred.dtype)
+    dpred = _buf.empty(pred.shape, dtype=pred.dtype)
     if pred.size == 0:
         return dpred
     C = _classes(pred)
@@ -130,7 +129,7 @@ def cross_entropy(logits, target, reduction="mean", ignore_index=-100, label_smo
         logits, target, reduction, ignore_index, label_smoothing
     )
     N, C = x.shape
-    loss = np.empty(N, dtype=x.dtype) if reduction == "none" else None
+    loss = _buf.empty(N, dtype=x.dtype) if reduction == "none" else None
     if is_labels:
         total, count = _core.cross_entropy(x, t, loss, N, C, ignore_index, eps)
     else:
@@ -145,7 +144,7 @@ def cross_entropy_backward(logits, target, reduction="mean", ignore_index=-100, 
         logits, target, reduction, ignore_index, label_smoothing
     )
     N, C = x.shape
-    g = np.empty((N, C), dtype=x.dtype)
+    g = _buf.empty((N, C), dtype=x.dtype)
     if is_labels:
         _core.cross_entropy_backward(x, t, g, N, C, ignore_index, eps, reduction == "mean")
     else:

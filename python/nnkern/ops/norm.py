@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _buffers as _buf
 from .. import _core
 from ..reference import norm as _ref
 from ..reference.norm import BatchNormCache, _backward_args, _forward_args
@@ -30,9 +31,9 @@ def batchnorm_forward(x, gamma, beta, running_mean, running_var, training=True, 
     rm, rv = running_mean, running_var
     if rm is not None:  # strided running statistics: update contiguous copies, write back
         rm, rv = np.ascontiguousarray(rm), np.ascontiguousarray(rv)
-    y = np.empty_like(x)
-    mean = np.empty(C, dtype=x.dtype)
-    invstd = np.empty(C, dtype=x.dtype)
+    y = _buf.empty_like(x)
+    mean = _buf.empty(C, dtype=x.dtype)
+    invstd = _buf.empty(C, dtype=x.dtype)
     _core.batchnorm_forward(x, gamma, beta, rm, rv, y, mean, invstd, N, C, L, batch_stats, update,
                             momentum, eps)
     if update:
@@ -47,9 +48,9 @@ def batchnorm_backward(dy, cache):
     dy = _backward_args(dy, cache)
     x = cache.x
     N, C, L = _ncl(x)
-    dx = np.empty_like(x)
-    dgamma = np.empty(C, dtype=x.dtype)
-    dbeta = np.empty(C, dtype=x.dtype)
+    dx = _buf.empty_like(x)
+    dgamma = _buf.empty(C, dtype=x.dtype)
+    dbeta = _buf.empty(C, dtype=x.dtype)
     _core.batchnorm_backward(dy, np.ascontiguousarray(x), np.ascontiguousarray(cache.mean),
                              np.ascontiguousarray(cache.invstd), cache.gamma, dx, dgamma, dbeta,
                              N, C, L, cache.batch_stats)

@@ -22,6 +22,7 @@ import sys
 
 import numpy as np
 
+from .. import _buffers as _buf
 from .. import _core
 from .._cache import RecurrentCache
 from ..reference.recurrent import _backward_args, _check_nonlinearity, _forward_args
@@ -33,13 +34,13 @@ from ..reference.recurrent import __all__  # noqa: E402
 def _forward(kind, nonlinearity, a):
     T, B, I, H, G = a.T, a.B, a.I, a.H, a.G
     dt = a.x.dtype
-    out = np.empty((T, B, H), dt)
-    hT = np.empty((B, H), dt)
-    h = np.empty((T + 1, B, H), dt)
-    c = np.empty((T + 1, B, H), dt) if kind == "lstm" else None
-    cT = np.empty((B, H), dt) if kind == "lstm" else None
-    gates = np.empty((T, B, G * H), dt) if kind != "rnn" else None
-    hn = np.empty((T, B, H), dt) if kind == "gru" else None
+    out = _buf.empty((T, B, H), dt)
+    hT = _buf.empty((B, H), dt)
+    h = _buf.empty((T + 1, B, H), dt)
+    c = _buf.empty((T + 1, B, H), dt) if kind == "lstm" else None
+    cT = _buf.empty((B, H), dt) if kind == "lstm" else None
+    gates = _buf.empty((T, B, G * H), dt) if kind != "rnn" else None
+    hn = _buf.empty((T, B, H), dt) if kind == "gru" else None
     _core.recurrent_forward(
         kind, nonlinearity or "tanh", a.x, a.h0, a.c0, a.W_ih, a.W_hh,
         a.b_ih if a.has_b_ih else None, a.b_hh if a.has_b_hh else None,
@@ -67,13 +68,13 @@ def _backward(kind, dout, dhT, dcT, cache):
     dhT = None if dhT is None else g.dhT
     dcT = None if (dcT is None or kind != "lstm") else g.dcT
     lengths = None if cache.lengths is None else np.ascontiguousarray(cache.lengths, dtype=np.int64)
-    dx = np.empty((T, B, I), dt)
-    dh0 = np.empty((B, H), dt)
-    dc0 = np.empty((B, H), dt) if kind == "lstm" else None
-    dW_ih = np.empty((G * H, I), dt)
-    dW_hh = np.empty((G * H, H), dt)
-    db_ih = np.empty(G * H, dt)
-    db_hh = np.empty(G * H, dt)
+    dx = _buf.empty((T, B, I), dt)
+    dh0 = _buf.empty((B, H), dt)
+    dc0 = _buf.empty((B, H), dt) if kind == "lstm" else None
+    dW_ih = _buf.empty((G * H, I), dt)
+    dW_hh = _buf.empty((G * H, H), dt)
+    db_ih = _buf.empty(G * H, dt)
+    db_hh = _buf.empty(G * H, dt)
     _core.recurrent_backward(
         kind, cache.nonlinearity or "tanh", dout, dhT, dcT,
         _contiguous(cache.x), _contiguous(cache.W_ih), _contiguous(cache.W_hh), lengths,
