@@ -10,7 +10,8 @@ from conftest import FD_TOL, TORCH_TOL, assert_close, finite_difference
 from nnkern import ops
 from nnkern import reference as ref
 
-SHAPES = [(2, 1), (5, 3), (64, 33), (300, 130), (4, 3, 7), (3, 5, 1), (9, 2, 2000)]
+# (40, 2500): channels in three chunks of the kernels' channel loops, the last one partial
+SHAPES = [(2, 1), (5, 3), (64, 33), (300, 130), (40, 2500), (4, 3, 7), (3, 5, 1), (9, 2, 2000)]
 
 
 def _inputs(rng, shape, dtype, offset=0.0):
@@ -105,22 +106,29 @@ def test_matches_torch_batchnorm1d_train_then_eval(torch, rng, dtype, shape):
         assert_close(dbeta, bn.bias.grad.numpy(), **tol)
 
 
-def test_result_does_not_depend_on_threads(rng):
+# (1100, 2100): 9 MB, so the outputs take the streaming-store path, in channel chunks
+@pytest.mark.parametrize("shape", [(3000, 37), (1100, 2100)])
+def test_result_does_not_depend_on_threads(rng, shape):
     import nnkern
 
-    x = rng.standard_normal((3000, 37)).astype(np.float32)
+    x = rng.standard_normal(shape).astype(np.float32)
     dy = rng.standard_normal(x.shape).astype(np.float32)
+    C = shape[1]
     out = []
     for n in (1, 2):
         nnkern.set_num_threads(n)
         try:
-            rm, rv = np.zeros(37, np.float32), np.ones(37, np.float32)
+            rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
             y, c = ops.batchnorm_forward(x, None, None, rm, rv)
             out.append((y, rm, rv, *ops.batchnorm_backward(dy, c)))
         finally:
             nnkern.set_num_threads(2)
     for a, b in zip(*out):
         np.testing.assert_array_equal(a, b)
+    rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
+    y, c = ref.batchnorm_forward(x, None, None, rm, rv)
+    for a, b in zip(out[0], (y, rm, rv, *ref.batchnorm_backward(dy, c))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_strided_input_and_running_stats(rng):

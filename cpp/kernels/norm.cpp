@@ -27,14 +27,23 @@ inline index_t block_rows(index_t N, index_t C, index_t L) {
 // far inside what the statistics need.
 constexpr index_t kSubRows = 256;
 
+// Per-channel vectors (accumulators, means, scales) are walked in chunks of kChanChunk
+// channels, each chunk over all rows of a block before the next: with thousands of channels
+// the whole vectors would not stay in L1 beside the streaming rows (measured at C = 4096:
+// 2x the time of C = 1024 for the same number of elements, before chunking).
+constexpr index_t kChanChunk = 1024;
+
 // a[c] = sum of f(x[n * C + c], c) over the rows [r0, r1), in T (at most kSubRows rows).
 template <class T, class F>
 inline void column_sums(const T* x, index_t r0, index_t r1, index_t C, T* __restrict a, F f) {
   std::fill(a, a + C, T(0));
-  for (index_t n = r0; n < r1; ++n) {
-    const T* __restrict xr = x + n * C;
+  for (index_t c0 = 0; c0 < C; c0 += kChanChunk) {
+    const index_t c1 = std::min(C, c0 + kChanChunk);
+    for (index_t n = r0; n < r1; ++n) {
+      const T* __restrict xr = x + n * C;
 #pragma omp simd
-    for (index_t c = 0; c < C; ++c) a[c] += f(xr[c], c);
+      for (index_t c = c0; c < c1; ++c) a[c] += f(xr[c], c);
+    }
   }
 }
 
@@ -45,13 +54,16 @@ inline void sub_block_sums(const T* dy, const T* x, const T* mean, index_t m, in
   T* __restrict a0 = acc;
   T* __restrict a1 = acc + C;
   std::fill(a0, a0 + 2 * C, T(0));
-  for (index_t n = 0; n < m; ++n) {
-    const T* __restrict g = dy + n * C;
-    const T* __restrict xr = x + n * C;
+  for (index_t c0 = 0; c0 < C; c0 += kChanChunk) {
+    const index_t c1 = std::min(C, c0 + kChanChunk);
+    for (index_t n = 0; n < m; ++n) {
+      const T* __restrict g = dy + n * C;
+      const T* __restrict xr = x + n * C;
 #pragma omp simd
-    for (index_t c = 0; c < C; ++c) {
-      a0[c] += g[c];
-      a1[c] += g[c] * (xr[c] - mean[c]);
+      for (index_t c = c0; c < c1; ++c) {
+        a0[c] += g[c];
+        a1[c] += g[c] * (xr[c] - mean[c]);
+      }
     }
   }
   for (index_t c = 0; c < C; ++c) {
@@ -178,33 +190,42 @@ void channel_moments(const T* x, index_t N, index_t C, index_t L, double* mean, 
   for (index_t c = 0; c < C; ++c) var[c] /= K;
 }
 
-// out[i] = f(i, c) for every element, rows n shared out over the threads.
+// out[i] = f(i, c) for every element, blocks of rows shared out over the threads; within a
+// block, channel chunk by channel chunk (see kChanChunk).
 // Above kStreamBytes the output goes out through an L1 staging block with streaming stores
 // (it would not stay in cache, and a plain store would first read every line).
 template <class T, class F>
 void channel_map(T* out, index_t N, index_t C, index_t L, F f) {
   const bool stream = index_t(sizeof(T)) * N * C * L > kStreamBytes;
+  T* __restrict o = out;
+  if (L == 1) {
+    constexpr index_t kRows = 16;
+    parallel_rows((N + kRows - 1) / kRows, N * C, [&](index_t b) {
+      const index_t n0 = b * kRows, n1 = std::min(N, n0 + kRows);
+      alignas(64) T stage[kChanChunk];
+      for (index_t c0 = 0; c0 < C; c0 += kChanChunk) {
+        const index_t m = std::min(kChanChunk, C - c0);
+        for (index_t n = n0; n < n1; ++n) {
+          const index_t base = n * C + c0;
+          if (stream) {
+#pragma omp simd
+            for (index_t j = 0; j < m; ++j) stage[j] = f(base + j, c0 + j);
+            stream_copy(o + base, stage, m);
+          } else {
+#pragma omp simd
+            for (index_t j = 0; j < m; ++j) o[base + j] = f(base + j, c0 + j);
+          }
+        }
+      }
+      if (stream) stream_fence();
+    });
+    return;
+  }
   parallel_rows(N, N * C * L, [&](index_t n) {
-    T* __restrict o = out;
-    if (L == 1 && stream) {
-      alignas(64) T stage[kBlock];
-      for (index_t c0 = 0; c0 < C; c0 += kBlock) {
-        const index_t m = std::min(kBlock, C - c0), base = n * C + c0;
+    for (index_t c = 0; c < C; ++c) {
+      const index_t base = (n * C + c) * L;
 #pragma omp simd
-        for (index_t j = 0; j < m; ++j) stage[j] = f(base + j, c0 + j);
-        stream_copy(o + base, stage, m);
-      }
-      stream_fence();
-    } else if (L == 1) {
-      const index_t base = n * C;
-#pragma omp simd
-      for (index_t c = 0; c < C; ++c) o[base + c] = f(base + c, c);
-    } else {
-      for (index_t c = 0; c < C; ++c) {
-        const index_t base = (n * C + c) * L;
-#pragma omp simd
-        for (index_t l = 0; l < L; ++l) o[base + l] = f(base + l, c);
-      }
+      for (index_t l = 0; l < L; ++l) o[base + l] = f(base + l, c);
     }
   });
 }
