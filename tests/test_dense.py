@@ -22,8 +22,30 @@ SHAPES = [
     ((2, 3), 4, 5),  # 3-D x
     ((2, 1, 3), 7, 2),  # 4-D x
     ((300,), 257, 129),  # large enough for a multithreaded GEMM
+    # the blocked GEMM: several contraction blocks, a partial last panel of columns and a
+    # partial last tile of rows, threads splitting panels (many) or rows (few panels)
+    ((700,), 1100, 200),
+    ((130,), 600, 70),
+    ((150,), 70, 1300),
 ]
 SHAPE_IDS = [f"x{'x'.join(map(str, lead + (i,)))}-o{o}" for lead, i, o in SHAPES]
+
+
+@pytest.mark.parametrize("lead,I,O", SHAPES[-4:], ids=SHAPE_IDS[-4:])
+def test_same_bits_on_1_and_2_threads(rng, dtype, lead, I, O):
+    import nnkern
+
+    x, W, b = make(rng, dtype, lead, I, O)
+    dy = rng.standard_normal(lead + (O,)).astype(dtype)
+    runs = []
+    try:
+        for n in (1, 2):
+            nnkern.set_num_threads(n)
+            runs.append((ops.dense(x, W, b), *ops.dense_backward(dy, x, W)))
+    finally:
+        nnkern.set_num_threads(2)
+    for a, c in zip(*runs):
+        np.testing.assert_array_equal(a, c)
 
 
 def make(rng, dtype, lead, I, O, bias=True):

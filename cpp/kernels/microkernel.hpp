@@ -493,5 +493,87 @@ void gemm_tn(index_t M, index_t Kd, const T* A, index_t lda, const index_t* ra, 
   });
 }
 
+// ---------------------------------------------------------------------------------------
+// C (M x N, row stride ldc) = A (M x K, row stride lda) op(B) + bias, op(B) = B^T for B
+// given as N x K (b_trans: dense's x @ W^T), else B as K x N (dx = dy @ W); bias (N,) or
+// nullptr. Blocked for the micro-kernel: per block of KC of the contraction, a thread packs
+// its panels of op(B) (NVL columns each) once, then for each block of MC rows of A (kept in
+// L2) runs every panel over the row tiles. Threads split the panels when there are enough
+// of them, else the rows. Each element's sum runs over k in the same order whatever the
+// split, so results are the same bits for any thread count.
+template <class T>
+void gemm_rows(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B, index_t ldb,
+               bool b_trans, T* C, index_t ldc, const T* bias) {
+  if (M <= 0 || N <= 0) return;
+  auto fill = [&](index_t r0, index_t r1, index_t c0, index_t c1) {  // C = bias (or 0)
+    for (index_t r = r0; r < r1; ++r) {
+      T* c = C + r * ldc;
+      if (bias) std::copy(bias + c0, bias + c1, c + c0);
+      else std::fill(c + c0, c + c1, T(0));
+    }
+  };
+  if (K <= 0) {
+    fill(0, M, 0, N);
+    return;
+  }
+  constexpr int L = Vec<T>::L;
+  constexpr int NVL = kMaxNV * L;
+  constexpr int MR = mr_max(kMaxNV);
+  constexpr index_t KC = (index_t(128) << 10) / (index_t(sizeof(T)) * NVL);  // panel: 128 KiB
+  constexpr index_t MC = ((index_t(256) << 10) / (index_t(sizeof(T)) * KC)) / MR * MR;
+  const index_t npanel = (N + NVL - 1) / NVL;
+  const index_t mtiles = (M + MR - 1) / MR;
+  const int nt = team_size(M * N * K / 64, std::max(npanel, mtiles), index_t(1) << 15);
+  const bool by_panels = npanel >= 2 * index_t(nt);
+  run_team(nt, [&](int tid, int team) {
+    index_t j0 = 0, j1 = npanel, m0 = 0, m1 = M;
+    if (by_panels) {
+      j0 = npanel * tid / team;
+      j1 = npanel * (tid + 1) / team;
+    } else {
+      m0 = std::min(M, mtiles * tid / team * MR);
+      m1 = std::min(M, mtiles * (tid + 1) / team * MR);
+    }
+    if (j0 >= j1 || m0 >= m1) return;
+    const index_t c0 = j0 * NVL, c1 = std::min(N, j1 * NVL);
+    fill(m0, m1, c0, c1);
+    Scratch<T> panels(kPackB, (j1 - j0) * std::min(KC, K) * NVL), ctmp(kTile, index_t(kMaxMR) * NVL);
+    const T* rows[kMaxMR];
+    for (index_t pc = 0; pc < K; pc += KC) {
+      const index_t kn = std::min(KC, K - pc);
+      for (index_t j = j0; j < j1; ++j) {
+        const index_t col = j * NVL;
+        const int nc = int(std::min<index_t>(NVL, N - col)), nvl = (nc + L - 1) / L * L;
+        T* P = panels.get() + (j - j0) * kn * NVL;
+        if (b_trans)
+          pack_transposed(B + pc, ldb, kn, nvl, P, [&](int c) { return c < nc ? col + c : index_t(-1); });
+        else
+          pack_columns(B + pc * ldb, ldb, kn, col, nc, nvl, P);
+      }
+      for (index_t i0 = m0; i0 < m1; i0 += MC) {
+        const index_t i1 = std::min(m1, i0 + MC);
+        for (index_t j = j0; j < j1; ++j) {
+          const index_t col = j * NVL;
+          const int nc = int(std::min<index_t>(NVL, N - col)), nv = (nc + L - 1) / L;
+          const T* P = panels.get() + (j - j0) * kn * NVL;
+          for (index_t r0 = i0; r0 < i1; r0 += MR) {
+            const int mr = int(std::min<index_t>(MR, i1 - r0));
+            for (int r = 0; r < mr; ++r) rows[r] = A + (r0 + r) * lda + pc;
+            T* c = C + r0 * ldc + col;
+            if (nc == nv * L) {
+              micro_fn<T>(nv, mr)(rows, P, kn, c, ldc, true);
+            } else {  // the last columns: through a scratch tile
+              T* cs = ctmp.get();
+              micro_fn<T>(nv, mr)(rows, P, kn, cs, nv * L, false);
+              for (int r = 0; r < mr; ++r)
+                for (int e = 0; e < nc; ++e) c[r * ldc + e] += cs[r * nv * L + e];
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
 }  // namespace mk
 }  // namespace nnkern
