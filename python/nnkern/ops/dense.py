@@ -1,4 +1,5 @@
-"""Dense (fully connected) layer on Eigen's GEMM; see nnkern.reference.dense for the math."""
+"""Dense (fully connected) layer on nnkern's own blocked GEMM micro-kernel (the one the recurrent
+kernels run on); see nnkern.reference.dense for the math."""
 
 from __future__ import annotations
 
