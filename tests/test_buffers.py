@@ -102,6 +102,8 @@ def test_bad_arguments_raise():
         nnkern._core.empty([1 << 40, 1 << 40], np.dtype(np.float32))
     with pytest.raises(ValueError, match="shape"):
         nnkern._core.empty([-1, 4], np.dtype(np.float32))
+    with pytest.raises(MemoryError, match="shape: cannot allocate"):
+        _buffers.empty((1 << 46,), np.float32)  # 256 TiB: more than any address space
 
 
 def test_training_step_outputs_stay_correct_across_reuse():

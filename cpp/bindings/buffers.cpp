@@ -138,7 +138,14 @@ void bind_buffers(py::module_& m) {
         if (__builtin_mul_overflow(n, index_t(dt.itemsize()), &nbytes))
           throw py::value_error("shape: size in bytes overflows int64");
         size_t bytes = size_t(nbytes);
-        void* p = pool().acquire(bytes);
+        void* p;
+        try {
+          p = pool().acquire(bytes);
+        } catch (const std::bad_alloc&) {
+          PyErr_SetString(PyExc_MemoryError, ("shape: cannot allocate an array of " +
+                                              std::to_string(nbytes) + " bytes").c_str());
+          throw py::error_already_set();
+        }
         Owned* own;
         try {
           own = new Owned{p, bytes};
