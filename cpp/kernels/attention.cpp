@@ -1,9 +1,12 @@
 #include "kernels/attention.hpp"
+
+#include "kernels/microkernel.hpp"
 #include "kernels/packet_math.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <type_traits>
 #include <vector>
 
@@ -80,16 +83,13 @@ void sdpa_forward(AttnDims d, const T* q, const T* k, const T* v, const std::uin
     std::vector<T> s(Tq * Tk);
 #pragma omp for schedule(static)
     for (index_t b = 0; b < B; ++b) {
-      MapMat<T> S(s.data(), Tq, Tk);
-      if (D == 0) S.setZero();
-      else S.noalias() = CMapMat<T>(q + b * Tq * D, Tq, D) * CMapMat<T>(k + b * Tk * D, Tk, D).transpose();
-      S *= scale;
+      // S = q k^T, then scaled; out = P v (one thread per batch item, no nested teams)
+      mk::gemm_rows<T>(Tq, Tk, D, q + b * Tq * D, D, k + b * Tk * D, D, true, s.data(), Tk, nullptr, false);
+      MapMat<T>(s.data(), Tq, Tk) *= scale;
       T* pb = P + b * Tq * Tk;
       for (index_t i = 0; i < Tq; ++i)
         masked_softmax_row(s.data() + i * Tk, mask_row(mask, mask_per_query, b, i, Tq, Tk), pb + i * Tk, Tk);
-      MapMat<T> O(out + b * Tq * Dv, Tq, Dv);
-      if (Tk == 0) O.setZero();
-      else O.noalias() = CMapMat<T>(pb, Tq, Tk) * CMapMat<T>(v + b * Tk * Dv, Tk, Dv);
+      mk::gemm_rows<T>(Tq, Dv, Tk, pb, Tk, v + b * Tk * Dv, Dv, false, out + b * Tq * Dv, Dv, nullptr, false);
     }
   }
 }
@@ -104,19 +104,18 @@ void sdpa_backward(AttnDims d, const T* dout, const T* q, const T* k, const T* v
     std::vector<T> g(Tq * Tk);
 #pragma omp for schedule(static)
     for (index_t b = 0; b < B; ++b) {
-      CMapMat<T> Pb(P + b * Tq * Tk, Tq, Tk), dO(dout + b * Tq * Dv, Tq, Dv);
-      CMapMat<T> Q(q + b * Tq * D, Tq, D), K(k + b * Tk * D, Tk, D), V(v + b * Tk * Dv, Tk, Dv);
-      MapMat<T> dV(dv + b * Tk * Dv, Tk, Dv), dQ(dq + b * Tq * D, Tq, D), dK(dk + b * Tk * D, Tk, D);
+      CMapMat<T> Pb(P + b * Tq * Tk, Tq, Tk), dO(dout + b * Tq * Dv, Tq, Dv), Q(q + b * Tq * D, Tq, D);
+      MapMat<T> dV(dv + b * Tk * Dv, Tk, Dv), dK(dk + b * Tk * D, Tk, D);
+      // The A^T B products stay on Eigen: at these sizes gemm_tn measured no faster.
       if (Tq == 0) dV.setZero();
       else dV.noalias() = Pb.transpose() * dO;  // out = P v
-      MapMat<T> dS(g.data(), Tq, Tk);
-      if (Dv == 0) dS.setZero();
-      else dS.noalias() = dO * V.transpose();  // dP
+      // dP = dO V^T, then dS
+      mk::gemm_rows<T>(Tq, Tk, Dv, dO.data(), Dv, v + b * Tk * Dv, Dv, true, g.data(), Tk, nullptr, false);
       softmax_backward_rows(Pb.data(), g.data(), Tq, Tk, scale);  // P = softmax(S), S = scale q k^T
-      if (Tk == 0) dQ.setZero();
-      else dQ.noalias() = dS * K;
+      // dQ = dS K, dK = dS^T Q
+      mk::gemm_rows<T>(Tq, D, Tk, g.data(), Tk, k + b * Tk * D, D, false, dq + b * Tq * D, D, nullptr, false);
       if (Tq == 0) dK.setZero();
-      else dK.noalias() = dS.transpose() * Q;
+      else dK.noalias() = MapMat<T>(g.data(), Tq, Tk).transpose() * Q;
     }
   }
 }

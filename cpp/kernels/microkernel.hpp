@@ -380,10 +380,11 @@ struct TnOut {
 };
 
 // asum (M,), if given, gets the column sums of A over the same rows (the bias gradients),
-// taken while A is packed: each thread sums its own columns, in row order.
+// taken while A is packed: each thread sums its own columns, in row order. threaded = false:
+// on the calling thread alone.
 template <class T>
 void gemm_tn(index_t M, index_t Kd, const T* A, index_t lda, const index_t* ra, T* asum,
-             std::initializer_list<TnOut<T>> outs_) {
+             std::initializer_list<TnOut<T>> outs_, bool threaded = true) {
   const std::vector<TnOut<T>> outs(outs_);
   if (asum) std::fill_n(asum, M, T(0));
   if (Kd == 0) {
@@ -411,7 +412,7 @@ void gemm_tn(index_t M, index_t Kd, const T* A, index_t lda, const index_t* ra, 
   if (M == 0) return;
   const index_t ntile = index_t(cols.size());
   const index_t mblocks = (M + MR - 1) / MR;
-  const int nt = team_size(work / 64, mblocks);
+  const int nt = threaded ? team_size(work / 64, mblocks) : 1;
   // a micro-tile of rows costs the columns of every product that needs its rows
   std::vector<index_t> cost(mblocks + 1, 0);
   for (index_t j = 0; j < mblocks; ++j) {
@@ -500,10 +501,11 @@ void gemm_tn(index_t M, index_t Kd, const T* A, index_t lda, const index_t* ra, 
 // its panels of op(B) (NVL columns each) once, then for each block of MC rows of A (kept in
 // L2) runs every panel over the row tiles. Threads split the panels when there are enough
 // of them, else the rows. Each element's sum runs over k in the same order whatever the
-// split, so results are the same bits for any thread count.
+// split, so results are the same bits for any thread count. threaded = false: on the calling
+// thread alone (inside a loop that is already parallel).
 template <class T>
 void gemm_rows(index_t M, index_t N, index_t K, const T* A, index_t lda, const T* B, index_t ldb,
-               bool b_trans, T* C, index_t ldc, const T* bias) {
+               bool b_trans, T* C, index_t ldc, const T* bias, bool threaded = true) {
   if (M <= 0 || N <= 0) return;
   auto fill = [&](index_t r0, index_t r1, index_t c0, index_t c1) {  // C = bias (or 0)
     for (index_t r = r0; r < r1; ++r) {
@@ -523,7 +525,7 @@ void gemm_rows(index_t M, index_t N, index_t K, const T* A, index_t lda, const T
   constexpr index_t MC = ((index_t(256) << 10) / (index_t(sizeof(T)) * KC)) / MR * MR;
   const index_t npanel = (N + NVL - 1) / NVL;
   const index_t mtiles = (M + MR - 1) / MR;
-  const int nt = team_size(M * N * K / 64, std::max(npanel, mtiles), index_t(1) << 15);
+  const int nt = threaded ? team_size(M * N * K / 64, std::max(npanel, mtiles), index_t(1) << 15) : 1;
   const bool by_panels = npanel >= 2 * index_t(nt);
   run_team(nt, [&](int tid, int team) {
     index_t j0 = 0, j1 = npanel, m0 = 0, m1 = M;
