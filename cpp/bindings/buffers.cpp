@@ -6,8 +6,6 @@
 // same rounded size, up to a cap on the idle bytes (least recently freed blocks go first).
 // Arrays made here are ordinary writeable ndarrays whose base is a capsule that gives the
 // block back when the last view of it dies.
-#include <sys/mman.h>
-
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -21,9 +19,7 @@ namespace nnkern::bind {
 
 namespace {
 
-constexpr size_t kRound = size_t(64) << 10;     // sizes are kept in 64 KiB classes
-constexpr size_t kHuge = size_t(4) << 20;       // from here on, 2 MiB-aligned huge pages
-constexpr size_t kHugeAlign = size_t(2) << 20;
+constexpr size_t kRound = size_t(64) << 10;  // sizes are kept in 64 KiB classes (2 MiB for huge blocks)
 
 class BufferPool {
  public:
@@ -46,12 +42,7 @@ class BufferPool {
         }
       ++misses_;
     }
-    void* p = std::aligned_alloc(bytes >= kHuge ? kHugeAlign : 64, bytes);
-    if (!p) throw std::bad_alloc();
-#if defined(MADV_HUGEPAGE)
-    if (bytes >= kHuge) madvise(p, bytes, MADV_HUGEPAGE);  // a hint: failure is harmless
-#endif
-    return p;
+    return alloc_block(bytes);  // bytes is already a multiple of its alignment
   }
 
   void release(void* p, size_t bytes) {
@@ -91,7 +82,7 @@ class BufferPool {
   };
 
   static size_t rounded(size_t bytes) {
-    const size_t r = bytes >= kHuge ? kHugeAlign : kRound;
+    const size_t r = bytes >= kHugeBytes ? kHugeAlign : kRound;
     return (std::max<size_t>(bytes, 1) + r - 1) / r * r;
   }
 

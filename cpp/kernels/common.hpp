@@ -11,12 +11,36 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <omp.h>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 namespace nnkern {
 
 using index_t = std::int64_t;
+
+// Large blocks of memory (kernel scratch, the output-buffer cache): 64-byte aligned, and from
+// kHugeBytes on 2 MiB-aligned with a hint to Linux for transparent huge pages (faulting tens
+// of MB in 4 KiB at a time costs a few percent of a call). `bytes` is rounded up to what was
+// allocated. Release with std::free; throws std::bad_alloc.
+constexpr std::size_t kHugeBytes = std::size_t(4) << 20, kHugeAlign = std::size_t(2) << 20;
+
+inline void* alloc_block(std::size_t& bytes) {
+  const std::size_t align = bytes >= kHugeBytes ? kHugeAlign : 64;
+  bytes = (bytes + align - 1) / align * align;
+  void* p = std::aligned_alloc(align, bytes);
+  if (!p) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (align == kHugeAlign) madvise(p, bytes, MADV_HUGEPAGE);  // a hint: failure is harmless
+#endif
+  return p;
+}
 
 template <class T>
 using MatR = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;

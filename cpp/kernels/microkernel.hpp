@@ -20,10 +20,6 @@
 #include <immintrin.h>
 #endif
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
 #include "kernels/common.hpp"
 
 namespace nnkern {
@@ -225,47 +221,29 @@ struct RowTiles {
   int rows(index_t t) const { return int(base + (t < rem ? 1 : 0)); }
 };
 
-// Aligned scratch memory, allocated before any time loop. Large buffers ask Linux for
-// transparent huge pages: packed weights and gate gradients run to tens of MB, and faulting
-// them in 4 KiB at a time costs a few percent of a call.
+// Aligned scratch memory, allocated before any time loop (alloc_block: large buffers on
+// transparent huge pages, since packed weights and gate gradients run to tens of MB).
 template <class T>
 class Buffer {
  public:
   Buffer() = default;
   explicit Buffer(index_t n) {
     if (n <= 0) return;
-    const size_t bytes = sizeof(T) * size_t(n);
-#if defined(__linux__)
-    if (bytes >= kHuge) {
-      const size_t rounded = (bytes + kHugeAlign - 1) / kHugeAlign * kHugeAlign;
-      void* p = std::aligned_alloc(kHugeAlign, rounded);
-      if (!p) throw std::bad_alloc();
-      madvise(p, rounded, MADV_HUGEPAGE);  // a hint: failure is harmless
-      p_ = static_cast<T*>(p);
-      huge_ = true;
-      return;
-    }
-#endif
-    p_ = static_cast<T*>(ei::aligned_malloc(bytes));
+    std::size_t bytes = sizeof(T) * std::size_t(n);
+    p_ = static_cast<T*>(alloc_block(bytes));
   }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
-  Buffer(Buffer&& o) noexcept : p_(o.p_), huge_(o.huge_) { o.p_ = nullptr; }
+  Buffer(Buffer&& o) noexcept : p_(o.p_) { o.p_ = nullptr; }
   Buffer& operator=(Buffer&& o) noexcept {
     std::swap(p_, o.p_);
-    std::swap(huge_, o.huge_);
     return *this;
   }
-  ~Buffer() {
-    if (huge_) std::free(p_);
-    else ei::aligned_free(p_);
-  }
+  ~Buffer() { std::free(p_); }
   T* get() const { return p_; }
 
  private:
-  static constexpr size_t kHuge = size_t(4) << 20, kHugeAlign = size_t(2) << 20;
   T* p_ = nullptr;
-  bool huge_ = false;
 };
 
 // Scratch for one kernel call: up to kKeepBytes it comes from a per-thread cache that
