@@ -11,11 +11,20 @@
 
 namespace nnkern {
 
+namespace ei = Eigen::internal;
+
 template <class T>
 void sigmoid(const T* x, T* y, index_t n) {
+  using P = pm::Packet<T>;
+  const ei::scalar_logistic_op<T> op;  // the stable form: it never forms exp(+large)
+  // float: below Eigen's exp clamp (-88.376) its logistic returns exp(-88.376), a constant
+  // subnormal (on AVX2; AVX-512 happens to flush it); the true value there is a subnormal
+  // at most that size or 0, so give 0, as 1 / (1 + exp(-x)) rounds to for x <= -104.
+  const P lo = ei::pset1<P>(std::is_same_v<T, float> ? T(-88.3762626647949) : T(-745.2)),
+          zero = ei::pset1<P>(T(0));
   elementwise(y, n, [&](index_t b, index_t e, T* dst) {
-    // Eigen's logistic() is the stable form: it never forms exp(+large).
-    MapArr<T>(dst, e - b) = CMapArr<T>(x + b, e - b).logistic();
+    pm::map(x + b, dst, e - b,
+            [&](const P& v) { return ei::pselect(ei::pcmp_lt(v, lo), zero, op.packetOp(v)); });
   });
 }
 
@@ -44,29 +53,31 @@ void tanh_backward(const T* dy, const T* y, T* dx, index_t n) {
 
 template <class T>
 void leaky_relu(const T* x, T* y, index_t n, T alpha) {
+  using P = pm::Packet<T>;
+  const P zero = ei::pset1<P>(T(0)), va = ei::pset1<P>(alpha);
   elementwise(y, n, [&](index_t b, index_t e, T* dst) {
-    auto xx = CMapArr<T>(x + b, e - b);
     // (x < 0) is false for NaN, so NaN passes through as NumPy's maximum does.
     if (alpha == T(0))
-      MapArr<T>(dst, e - b) = (xx < T(0)).select(T(0), xx);
+      pm::map(x + b, dst, e - b, [&](const P& v) { return ei::pselect(ei::pcmp_lt(v, zero), zero, v); });
     else
-      MapArr<T>(dst, e - b) = (xx < T(0)).select(xx * alpha, xx);
+      pm::map(x + b, dst, e - b,
+              [&](const P& v) { return ei::pselect(ei::pcmp_lt(v, zero), ei::pmul(v, va), v); });
   });
 }
 
 template <class T>
 void leaky_relu_backward(const T* dy, const T* x, T* dx, index_t n, T alpha) {
+  using P = pm::Packet<T>;
+  const P zero = ei::pset1<P>(T(0)), va = ei::pset1<P>(alpha);
   elementwise(dx, n, [&](index_t b, index_t e, T* dst) {
-    auto xx = CMapArr<T>(x + b, e - b);
-    auto g = CMapArr<T>(dy + b, e - b);
-    MapArr<T>(dst, e - b) = (xx > T(0)).select(g, g * alpha);
+    pm::map2(x + b, dy + b, dst, e - b, [&](const P& v, const P& g) {
+      return ei::pselect(ei::pcmp_lt(zero, v), g, ei::pmul(g, va));
+    });
   });
 }
 
 // ---------------------------------------------------------------------------------------
 // softmax / log_softmax
-
-namespace ei = Eigen::internal;
 
 // exp(x) for x <= 0 (a logit minus its row maximum), on a packet.
 // float: the Cephes reduction and degree-5 polynomial that Eigen's pexp uses, so the same

@@ -1,10 +1,13 @@
 #include "kernels/losses.hpp"
+#include "kernels/packet_math.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 namespace nnkern {
+
+namespace ei = Eigen::internal;
 
 namespace {
 
@@ -111,33 +114,41 @@ LossResult mae_loss(const T* pred, const T* target, T* loss, index_t n) {
 
 template <class T>
 void mae_loss_backward(const T* pred, const T* target, T* dpred, index_t n, T scale) {
+  using P = pm::Packet<T>;
+  const P zero = ei::pset1<P>(T(0)), vs = ei::pset1<P>(scale);
   parallel_chunks(n, [&](index_t b, index_t e) {
-    const CMapArr<T> p(pred + b, e - b), t(target + b, e - b);
-    const auto d = p - t;
     // sign(d) with sign(0) = 0; d * 0 keeps a NaN a NaN (Eigen's sign() would give 0).
-    MapArr<T>(dpred + b, e - b) =
-        (d > T(0)).select(scale, (d < T(0)).select(-scale, d * T(0)));
+    pm::map2(pred + b, target + b, dpred + b, e - b, [&](const P& p, const P& t) {
+      const P d = ei::psub(p, t);
+      return ei::pselect(ei::pcmp_lt(zero, d), vs,
+                         ei::pselect(ei::pcmp_lt(d, zero), ei::pnegate(vs), ei::pmul(d, zero)));
+    });
   });
 }
 
 template <class T>
 LossResult huber_loss(const T* pred, const T* target, T* loss, index_t n, T delta) {
+  using P = pm::Packet<T>;
+  const P vd = ei::pset1<P>(delta), half = ei::pset1<P>(T(0.5)), hd = ei::pset1<P>(T(0.5) * delta);
   return elementwise_loss(n, loss, [&](index_t s, index_t m, T* dst) {
-    const CMapArr<T> p(pred + s, m), t(target + s, m);
-    const auto d = p - t;
     // quadratic inside [-delta, delta], linear outside; NaN fails the test and stays NaN
-    MapArr<T>(dst, m) =
-        (d.abs() < delta).select(T(0.5) * d.square(), delta * (d.abs() - T(0.5) * delta));
+    pm::map2(pred + s, target + s, dst, m, [&](const P& p, const P& t) {
+      const P d = ei::psub(p, t), a = ei::pabs(d);
+      return ei::pselect(ei::pcmp_lt(a, vd), ei::pmul(half, ei::pmul(d, d)), ei::pmul(vd, ei::psub(a, hd)));
+    });
   });
 }
 
 template <class T>
 void huber_loss_backward(const T* pred, const T* target, T* dpred, index_t n, T scale, T delta) {
+  using P = pm::Packet<T>;
+  const P vd = ei::pset1<P>(delta), vs = ei::pset1<P>(scale);
   parallel_chunks(n, [&](index_t b, index_t e) {
-    const CMapArr<T> p(pred + b, e - b), t(target + b, e - b);
-    const auto d = p - t;
     // clip(d, -delta, delta) written with selects so that NaN passes through
-    MapArr<T>(dpred + b, e - b) = (d > delta).select(delta, (d < -delta).select(-delta, d)) * scale;
+    pm::map2(pred + b, target + b, dpred + b, e - b, [&](const P& p, const P& t) {
+      const P d = ei::psub(p, t), nd = ei::pnegate(vd);
+      return ei::pmul(ei::pselect(ei::pcmp_lt(vd, d), vd, ei::pselect(ei::pcmp_lt(d, nd), nd, d)), vs);
+    });
   });
 }
 
@@ -173,10 +184,13 @@ LossResult binary_cross_entropy(const T* pred, const T* target, T* loss, index_t
     MapArr<T> log1mp(buf, m);
     // PyTorch clamps each log at -100 so that p = 0 or 1 gives a finite loss (and 0 * log 0
     // gives 0, not NaN). The selects keep NaN a NaN.
+    using P = pm::Packet<T>;
+    const P lo = ei::pset1<P>(T(-100));
+    const auto clamp = [&](const P& v) { return ei::pselect(ei::pcmp_lt(v, lo), lo, v); };
     logp = p.log();
-    logp = (logp < T(-100)).select(T(-100), logp);
+    pm::map(dst, dst, m, clamp);
     log1mp = (-p).log1p();
-    log1mp = (log1mp < T(-100)).select(T(-100), log1mp);
+    pm::map(buf, buf, m, clamp);
     logp = (t - T(1)) * log1mp - t * logp;
   });
 }
@@ -191,8 +205,10 @@ LossResult binary_cross_entropy_backward(const T* pred, const T* target, T* dpre
     // d/dp = (p - t) / (p (1 - p)); PyTorch bounds the denominator below by 1e-12, a float
     // constant for both dtypes (so 9.99999996e-13 in double too).
     constexpr T eps = T(1e-12f);
+    using P = pm::Packet<T>;
+    const P ve = ei::pset1<P>(eps);
     g = (T(1) - p) * p;
-    g = (g < eps).select(eps, g);
+    pm::map(dst, dst, m, [&](const P& v) { return ei::pselect(ei::pcmp_lt(v, ve), ve, v); });
     g = (p - t) / g * scale;
   });
 }
