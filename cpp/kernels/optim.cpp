@@ -65,8 +65,30 @@ void rprop_range(T* __restrict p, const T* __restrict g, T* __restrict prev, T* 
                  index_t lo, index_t hi, const RpropHyper& h) {
   const T em = T(h.eta_minus), ep = T(h.eta_plus), smin = T(h.step_min), smax = T(h.step_max),
           gs = T(h.grad_scale);
-#pragma omp simd
-  for (index_t i = lo; i < hi; ++i) {
+  // Vector body with explicit selects: written as ternaries, the loop stays scalar and
+  // branchy on AVX2 (5.9 GB/s on Zen 3, a quarter of Adam's pass over as many arrays).
+  // Every operation is exact or a single rounding, so body and scalar tail agree bit for bit.
+  namespace ei = Eigen::internal;
+  using P = typename ei::packet_traits<T>::type;
+  constexpr index_t L = ei::unpacket_traits<P>::size;
+  const P vem = ei::pset1<P>(em), vep = ei::pset1<P>(ep), one = ei::pset1<P>(T(1)),
+          mone = ei::pset1<P>(T(-1)), zero = ei::pset1<P>(T(0)), vmin = ei::pset1<P>(smin),
+          vmax = ei::pset1<P>(smax), vgs = ei::pset1<P>(gs);
+  index_t i = lo;
+  for (; i + L <= hi; i += L) {
+    P gi = ei::pmul(ei::ploadu<P>(g + i), vgs);
+    const P q = ei::pmul(gi, ei::ploadu<P>(prev + i));
+    const P neg = ei::pcmp_lt(q, zero);
+    const P eta = ei::pselect(ei::pcmp_lt(zero, q), vep, ei::pselect(neg, vem, one));
+    P st = ei::pmul(ei::ploadu<P>(step + i), eta);
+    st = ei::pselect(ei::pcmp_lt(st, vmin), vmin, ei::pselect(ei::pcmp_lt(vmax, st), vmax, st));
+    ei::pstoreu(step + i, st);
+    gi = ei::pselect(neg, zero, gi);
+    const P sg = ei::pselect(ei::pcmp_lt(zero, gi), one, ei::pselect(ei::pcmp_lt(gi, zero), mone, zero));
+    ei::pstoreu(p + i, ei::psub(ei::ploadu<P>(p + i), ei::pmul(sg, st)));
+    ei::pstoreu(prev + i, gi);
+  }
+  for (; i < hi; ++i) {
     T gi = g[i] * gs;
     const T q = gi * prev[i];
     const T eta = q > T(0) ? ep : (q < T(0) ? em : T(1));
