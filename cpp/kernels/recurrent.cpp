@@ -118,6 +118,24 @@ index_t k_block(int nvl) {
   return std::max<index_t>(64, kc / 8 * 8);
 }
 
+// A panel of K rows of nv vectors, [k][nv * L], rearranged for micro-kernel calls narrower
+// than nv vectors (call_nv): the sub-panels one after another, each [k][width * L], so that
+// every call reads contiguous memory (on a strided half of the wider rows, LSTM's forward
+// ran 7-15% slower than with the unsplit 2-row tiles).
+template <class T>
+void split_panel(T* P, index_t K, int nv) {
+  constexpr int L = Vec<T>::L;
+  const int step = call_nv(nv);
+  if (step >= nv || K == 0) return;
+  const index_t w = index_t(nv) * L;
+  std::vector<T> tmp(P, P + K * w);
+  for (int v = 0; v < nv; v += step) {
+    const index_t wc = index_t(std::min(step, nv - v)) * L;
+    T* dst = P + v * K * L;
+    for (index_t k = 0; k < K; ++k) std::copy_n(tmp.data() + k * w + v * L, wc, dst + k * wc);
+  }
+}
+
 // For each batch row b in rows[0, n): crow = the tile's parts summed (cbuf row, width * L
 // values), then epi(b, crow) while the row tile is still in L1.
 template <class T, class Pre, class Epi>
@@ -137,7 +155,7 @@ void tile_product(const Tile<T>& t, const index_t* rows, index_t n, const Src<T>
     for (index_t i = 0; i < n; ++i) epi(rows[i], cbuf + i * W);
     return;
   }
-  const RowTiles rt(n, mr_max(nvmax));
+  const RowTiles rt(n, mr_max(call_nv(nvmax)));
   index_t kdone = 0;
   for (int q = 0; q < t.nparts; ++q) {
     const Part<T>& p = t.part[q];
@@ -149,6 +167,7 @@ void tile_product(const Tile<T>& t, const index_t* rows, index_t n, const Src<T>
       kdone += kn;
       const bool last = kdone == ktotal;
       const T* pp = p.panel + k0 * nvl;
+      const int step = call_nv(p.nv);
       index_t i = 0;
       for (index_t j = 0; j < rt.count; ++j) {
         const int m = rt.rows(j);
@@ -156,7 +175,15 @@ void tile_product(const Tile<T>& t, const index_t* rows, index_t n, const Src<T>
         for (int r = 0; r < m; ++r) ap[r] = sr.row(rows[i + r]) + k0;
         if (last)  // what the epilogue reads and writes: in cache by the time it runs
           for (int r = 0; r < m; ++r) pre(rows[i + r]);
-        micro_fn<T>(p.nv, m)(ap, pp, kn, cbuf + i * W + p.coff * L, W, true);
+        if (step == p.nv) {
+          micro_fn<T>(p.nv, m)(ap, pp, kn, cbuf + i * W + p.coff * L, W, true, nvl);
+        } else {  // sub-panels one after another (split_panel): vector v's at v * K * L
+          for (int v = 0; v < p.nv; v += step) {
+            const int nvc = std::min(step, p.nv - v);
+            micro_fn<T>(nvc, m)(ap, p.panel + v * p.K * L + k0 * nvc * L, kn,
+                                cbuf + i * W + (p.coff + v) * L, W, true, nvc * L);
+          }
+        }
         if (last)
           for (int r = 0; r < m; ++r) epi(rows[i + r], cbuf + (i + r) * W);
         i += m;
@@ -376,6 +403,7 @@ void pack_forward(Cell cell, const Tile<T>& t, const T* W_ih, const T* W_hh, ind
       pack_transposed(W_ih, I, I, nvl, p.panel, row_of);
     else
       pack_transposed(W_hh, H, H, nvl, p.panel, row_of);
+    split_panel(p.panel, p.K, p.nv);
   }
 }
 
@@ -530,6 +558,7 @@ void pack_backward(const Tile<T>& t, const T* W_ih, const T* W_hh, index_t I, in
     pack_columns(W_ih, I, GH, t.u0, t.nu, t.width * L, t.part[0].panel);
   else
     pack_columns(W_hh, H, GH, t.u0, t.nu, t.width * L, t.part[0].panel);
+  for (int q = 0; q < t.nparts; ++q) split_panel(t.part[q].panel, t.part[q].K, t.part[q].nv);
 }
 
 template <class T>
