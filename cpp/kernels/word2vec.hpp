@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <type_traits>
 #include <vector>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 #endif
 
@@ -352,6 +352,159 @@ inline void w2v_window_update<float>(float* syn0, float* syn1, index_t D, index_
 }
 #endif
 
+#if !defined(__AVX512F__) && defined(__AVX2__) && defined(__FMA__)
+// float on AVX2: the same scheme as the AVX-512 code above with 8 lanes, over sub-chunks of
+// at most 64 columns so that a node row's NK <= 8 vectors stay in registers beside the
+// accumulators (16 registers). The gradient scales are vectorised too (8 at a time, exp as
+// Eigen's pexp; the scalar loop takes the rest): with scalar exp they cost several times the
+// window's dot products on one Zen 3 core.
+namespace w2v_avx2 {
+template <int NK>
+struct Rows {
+  __m256i tail;
+  explicit Rows(index_t n) {
+    const int m = int(n - (NK - 1) * 8);  // 1..8 lanes in the last vector
+    alignas(32) std::int32_t b[8];
+    for (int i = 0; i < 8; ++i) b[i] = i < m ? -1 : 0;
+    tail = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
+  }
+  __m256 load(const float* p, int k) const {
+    return k == NK - 1 ? _mm256_maskload_ps(p + k * 8, tail) : _mm256_loadu_ps(p + k * 8);
+  }
+  void store(float* p, int k, __m256 v) const {
+    if (k == NK - 1) _mm256_maskstore_ps(p + k * 8, tail, v);
+    else _mm256_storeu_ps(p + k * 8, v);
+  }
+};
+
+inline float hsum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+}
+
+template <int NK>
+inline void dots(const float* syn0, const float* syn1, index_t D, index_t j0, index_t n,
+                 const std::int64_t* ctx, index_t C, const std::int32_t* points, index_t L,
+                 float* F) {
+  const Rows<NK> r(n);
+  for (index_t d = 0; d < L; ++d) {
+    const float* node = syn1 + index_t(points[d]) * D + j0;
+    __m256 v[NK];
+#pragma GCC unroll 8
+    for (int k = 0; k < NK; ++k) v[k] = r.load(node, k);
+    for (index_t c = 0; c < C; ++c) {
+      const float* x = syn0 + ctx[c] * D + j0;
+      __m256 a0 = _mm256_mul_ps(r.load(x, 0), v[0]), a1 = _mm256_setzero_ps();
+#pragma GCC unroll 8
+      for (int k = 1; k < NK; ++k) {
+        if (k & 1) a1 = _mm256_fmadd_ps(r.load(x, k), v[k], a1);
+        else a0 = _mm256_fmadd_ps(r.load(x, k), v[k], a0);
+      }
+      F[d * C + c] += hsum(_mm256_add_ps(a0, a1));
+    }
+  }
+}
+
+template <int NK>
+inline void update(float* syn0, float* syn1, index_t D, index_t j0, index_t n,
+                   const std::int64_t* ctx, index_t C, const std::int32_t* points, index_t L,
+                   const float* G, float* E) {
+  const Rows<NK> r(n);
+  for (index_t i = 0; i < C * NK * 8; i += 8) _mm256_storeu_ps(E + i, _mm256_setzero_ps());
+  for (index_t d = 0; d < L; ++d) {
+    float* node = syn1 + index_t(points[d]) * D + j0;
+    const float* g = G + d * C;
+    __m256 v[NK], w[NK];
+#pragma GCC unroll 8
+    for (int k = 0; k < NK; ++k) w[k] = v[k] = r.load(node, k);
+    for (index_t c = 0; c < C; ++c) {
+      if (g[c] == 0.0f) continue;
+      const __m256 gc = _mm256_set1_ps(g[c]);
+      const float* x = syn0 + ctx[c] * D + j0;
+      float* e = E + c * NK * 8;
+#pragma GCC unroll 8
+      for (int k = 0; k < NK; ++k) {
+        _mm256_storeu_ps(e + k * 8, _mm256_fmadd_ps(gc, v[k], _mm256_loadu_ps(e + k * 8)));
+        w[k] = _mm256_fmadd_ps(gc, r.load(x, k), w[k]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int k = 0; k < NK; ++k) r.store(node, k, w[k]);
+  }
+  for (index_t c = 0; c < C; ++c) {
+    float* x = syn0 + ctx[c] * D + j0;
+    const float* e = E + c * NK * 8;
+#pragma GCC unroll 8
+    for (int k = 0; k < NK; ++k) r.store(x, k, _mm256_add_ps(r.load(x, k), _mm256_loadu_ps(e + k * 8)));
+  }
+}
+
+// The gradient scales of one node's row of C dots, 8 at a time; returns how many it did
+// (the whole vectors), the caller's scalar loop does the rest the same way.
+inline index_t grads(float* g, index_t C, float label, float alpha, bool want_loss, double& loss,
+                     bool& any) {
+  namespace ei = Eigen::internal;
+  const __m256 one = _mm256_set1_ps(1.0f), lim = _mm256_set1_ps(float(kW2VMaxExp));
+  const __m256 lab = _mm256_set1_ps(label), al = _mm256_set1_ps(alpha), zero = _mm256_setzero_ps();
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  index_t c0 = 0;
+  for (; c0 + 8 <= C; c0 += 8) {
+    const __m256 f = _mm256_loadu_ps(g + c0);
+    const __m256 a = _mm256_andnot_ps(sign, f);
+    const __m256 ok = _mm256_cmp_ps(a, lim, _CMP_LT_OQ);
+    const __m256 z = ei::pexp(_mm256_sub_ps(zero, a));  // in (0, 1]
+    const __m256 r = _mm256_div_ps(one, _mm256_add_ps(one, z));
+    const __m256 sig = _mm256_blendv_ps(r, _mm256_mul_ps(z, r), _mm256_cmp_ps(f, zero, _CMP_LT_OQ));
+    _mm256_storeu_ps(g + c0, _mm256_and_ps(ok, _mm256_mul_ps(al, _mm256_sub_ps(lab, sig))));
+    any |= _mm256_movemask_ps(ok) != 0;
+    if (want_loss) {  // softplus(-f) for label 1, softplus(f) for label 0
+      const __m256 m = label > 0.5f ? _mm256_sub_ps(zero, f) : f;
+      loss += double(hsum(_mm256_add_ps(_mm256_max_ps(m, zero), ei::plog1p(z))));
+    }
+  }
+  return c0;
+}
+
+// f<NK>(m) over sub-chunks of at most 64 columns of [0, n): m columns, NK = ceil(m / 8).
+template <class F>
+inline void by_subchunks(index_t n, F&& f) {
+  for (index_t s = 0; s < n; s += 64) {
+    const index_t m = std::min<index_t>(64, n - s);
+    switch ((m + 7) / 8) {
+      case 1: f(std::integral_constant<int, 1>{}, s, m); break;
+      case 2: f(std::integral_constant<int, 2>{}, s, m); break;
+      case 3: f(std::integral_constant<int, 3>{}, s, m); break;
+      case 4: f(std::integral_constant<int, 4>{}, s, m); break;
+      case 5: f(std::integral_constant<int, 5>{}, s, m); break;
+      case 6: f(std::integral_constant<int, 6>{}, s, m); break;
+      case 7: f(std::integral_constant<int, 7>{}, s, m); break;
+      default: f(std::integral_constant<int, 8>{}, s, m); break;
+    }
+  }
+}
+}  // namespace w2v_avx2
+
+template <>
+inline void w2v_window_dots<float>(const float* syn0, const float* syn1, index_t D, index_t j0,
+                                   index_t n, const std::int64_t* ctx, index_t C,
+                                   const std::int32_t* points, index_t L, float* F) {
+  w2v_avx2::by_subchunks(n, [&](auto nk, index_t s, index_t m) {
+    w2v_avx2::dots<decltype(nk)::value>(syn0, syn1, D, j0 + s, m, ctx, C, points, L, F);
+  });
+}
+
+template <>
+inline void w2v_window_update<float>(float* syn0, float* syn1, index_t D, index_t j0, index_t n,
+                                     const std::int64_t* ctx, index_t C,
+                                     const std::int32_t* points, index_t L, const float* G,
+                                     float* E) {
+  w2v_avx2::by_subchunks(n, [&](auto nk, index_t s, index_t m) {
+    w2v_avx2::update<decltype(nk)::value>(syn0, syn1, D, j0 + s, m, ctx, C, points, L, G, E);
+  });
+}
+#endif
+
 template <class T>
 inline double w2v_sg_hs_window(T* syn0, T* syn1, index_t D, const std::int64_t* ctx, index_t C,
                                const std::int32_t* points, const std::uint8_t* codes, index_t L,
@@ -369,6 +522,8 @@ inline double w2v_sg_hs_window(T* syn0, T* syn1, index_t D, const std::int64_t* 
     index_t c = 0;
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) c = w2v_avx512::grads(G + d * C, C, label, alpha, want_loss, loss, any);
+#elif defined(__AVX2__) && defined(__FMA__)
+    if constexpr (std::is_same_v<T, float>) c = w2v_avx2::grads(G + d * C, C, label, alpha, want_loss, loss, any);
 #endif
     for (; c < C; ++c) {
       T& g = G[d * C + c];
