@@ -123,11 +123,11 @@ constexpr int kPanelNV = call_nv(kMaxNV);
 //
 // c[r][0, NV*L) (+)= sum_k a[r][k] * p[k][0, NV*L) for r < MR: the MR rows of A are given by
 // pointers (any batch rows, e.g. only the sequences still running), the panel is K rows of
-// NV*L contiguous values, ldp apart (NV*L for a panel of its own, more for part of a wider one). The accumulators stay in registers across k; on AVX-512 with
+// NV*L contiguous values. The accumulators stay in registers across k; on AVX-512 with
 // MR = 6, NV = 4 that is 24 FMAs per 4 loads and 6 broadcasts, close to the FMA peak.
 
 template <class T, int MR, int NV>
-void micro(const T* const* a, const T* p, index_t K, T* c, index_t ldc, bool accumulate, index_t ldp) {
+void micro(const T* const* a, const T* p, index_t K, T* c, index_t ldc, bool accumulate) {
   using P = Pk<T>;
   constexpr int L = Vec<T>::L;
   P acc[MR][NV];
@@ -143,7 +143,7 @@ void micro(const T* const* a, const T* p, index_t K, T* c, index_t ldc, bool acc
     P w[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) w[v] = ei::pload<P>(p + v * L);
-    p += ldp;
+    p += NV * L;
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const P av = ei::pset1<P>(ar[r][k]);
@@ -188,7 +188,7 @@ void micro_packed(const T* a, const T* p, index_t K, T* c, index_t ldc, bool acc
 }
 
 template <class T>
-using MicroFn = void (*)(const T* const*, const T*, index_t, T*, index_t, bool, index_t);
+using MicroFn = void (*)(const T* const*, const T*, index_t, T*, index_t, bool);
 template <class T>
 using PackedFn = void (*)(const T*, const T*, index_t, T*, index_t, bool);
 
@@ -550,10 +550,10 @@ void gemm_rows(index_t M, index_t N, index_t K, const T* A, index_t lda, const T
             for (int r = 0; r < mr; ++r) rows[r] = A + (r0 + r) * lda + pc;
             T* c = C + r0 * ldc + col;
             if (nc == nv * L) {
-              micro_fn<T>(nv, mr)(rows, P, kn, c, ldc, true, nv * L);
+              micro_fn<T>(nv, mr)(rows, P, kn, c, ldc, true);
             } else {  // the last columns: through a scratch tile
               T* cs = ctmp.get();
-              micro_fn<T>(nv, mr)(rows, P, kn, cs, nv * L, false, nv * L);
+              micro_fn<T>(nv, mr)(rows, P, kn, cs, nv * L, false);
               for (int r = 0; r < mr; ++r)
                 for (int e = 0; e < nc; ++e) c[r * ldc + e] += cs[r * nv * L + e];
             }

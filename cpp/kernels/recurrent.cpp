@@ -162,12 +162,11 @@ void tile_product(const Tile<T>& t, const index_t* rows, index_t n, const Src<T>
     const Src<T>& sr = src[p.src];
     const int nvl = p.nv * L;
     const index_t kc = k_block<T>(nvl);
+    const int step = call_nv(p.nv);
     for (index_t k0 = 0; k0 < p.K; k0 += kc) {
       const index_t kn = std::min(kc, p.K - k0);
       kdone += kn;
       const bool last = kdone == ktotal;
-      const T* pp = p.panel + k0 * nvl;
-      const int step = call_nv(p.nv);
       index_t i = 0;
       for (index_t j = 0; j < rt.count; ++j) {
         const int m = rt.rows(j);
@@ -175,14 +174,11 @@ void tile_product(const Tile<T>& t, const index_t* rows, index_t n, const Src<T>
         for (int r = 0; r < m; ++r) ap[r] = sr.row(rows[i + r]) + k0;
         if (last)  // what the epilogue reads and writes: in cache by the time it runs
           for (int r = 0; r < m; ++r) pre(rows[i + r]);
-        if (step == p.nv) {
-          micro_fn<T>(p.nv, m)(ap, pp, kn, cbuf + i * W + p.coff * L, W, true, nvl);
-        } else {  // sub-panels one after another (split_panel): vector v's at v * K * L
-          for (int v = 0; v < p.nv; v += step) {
-            const int nvc = std::min(step, p.nv - v);
-            micro_fn<T>(nvc, m)(ap, p.panel + v * p.K * L + k0 * nvc * L, kn,
-                                cbuf + i * W + (p.coff + v) * L, W, true, nvc * L);
-          }
+        // one call per sub-panel (split_panel): vector v's sub-panel starts at v * K * L
+        for (int v = 0; v < p.nv; v += step) {
+          const int nvc = std::min(step, p.nv - v);
+          micro_fn<T>(nvc, m)(ap, p.panel + v * p.K * L + k0 * nvc * L, kn,
+                              cbuf + i * W + (p.coff + v) * L, W, true);
         }
         if (last)
           for (int r = 0; r < m; ++r) epi(rows[i + r], cbuf + (i + r) * W);
