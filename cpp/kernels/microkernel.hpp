@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include <unistd.h>
+
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
@@ -94,6 +96,19 @@ inline void prefetch(const T* p, index_t n, bool write = false) {
   }
 }
 
+// This core's L2 in bytes (glibc reads it from cpuid), 1 MiB when the system does not say.
+inline index_t l2_bytes() {
+  static const index_t b = [] {
+    const long v = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return v > 0 ? index_t(v) : index_t(1) << 20;
+  }();
+  return b;
+}
+
+// Whether `bytes` read again and again (a thread's packed weights, once per time step) leave
+// too little of L2 for the rest to stay there: then they come from L3 or memory every time.
+inline bool streams_past_l2(index_t bytes) { return 2 * bytes > l2_bytes(); }
+
 // Vector registers of the target, to size the micro-kernel's tile of accumulators.
 #if defined(__AVX512F__) || defined(__aarch64__)
 constexpr int kVecRegs = 32;
@@ -123,11 +138,13 @@ constexpr int kPanelNV = call_nv(kMaxNV);
 //
 // c[r][0, NV*L) (+)= sum_k a[r][k] * p[k][0, NV*L) for r < MR: the MR rows of A are given by
 // pointers (any batch rows, e.g. only the sequences still running), the panel is K rows of
-// NV*L contiguous values. The accumulators stay in registers across k; on AVX-512 with
+// NV*L contiguous values; pf (may be null): for k < pf_lines, line k of pf is fetched into
+// L2 (a later call's panel, see tile_product). The accumulators stay in registers across k; on AVX-512 with
 // MR = 6, NV = 4 that is 24 FMAs per 4 loads and 6 broadcasts, close to the FMA peak.
 
 template <class T, int MR, int NV>
-void micro(const T* const* a, const T* p, index_t K, T* c, index_t ldc, bool accumulate) {
+void micro(const T* const* a, const T* p, index_t K, T* c, index_t ldc, bool accumulate,
+           const char* pf = nullptr, index_t pf_lines = 0) {
   using P = Pk<T>;
   constexpr int L = Vec<T>::L;
   P acc[MR][NV];
@@ -141,6 +158,7 @@ void micro(const T* const* a, const T* p, index_t K, T* c, index_t ldc, bool acc
   }
   for (index_t k = 0; k < K; ++k) {
     P w[NV];
+    if (k < pf_lines) __builtin_prefetch(pf + k * 64, 0, 2);
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) w[v] = ei::pload<P>(p + v * L);
     p += NV * L;
@@ -188,7 +206,7 @@ void micro_packed(const T* a, const T* p, index_t K, T* c, index_t ldc, bool acc
 }
 
 template <class T>
-using MicroFn = void (*)(const T* const*, const T*, index_t, T*, index_t, bool);
+using MicroFn = void (*)(const T* const*, const T*, index_t, T*, index_t, bool, const char*, index_t);
 template <class T>
 using PackedFn = void (*)(const T*, const T*, index_t, T*, index_t, bool);
 
@@ -550,10 +568,10 @@ void gemm_rows(index_t M, index_t N, index_t K, const T* A, index_t lda, const T
             for (int r = 0; r < mr; ++r) rows[r] = A + (r0 + r) * lda + pc;
             T* c = C + r0 * ldc + col;
             if (nc == nv * L) {
-              micro_fn<T>(nv, mr)(rows, P, kn, c, ldc, true);
+              micro_fn<T>(nv, mr)(rows, P, kn, c, ldc, true, nullptr, 0);
             } else {  // the last columns: through a scratch tile
               T* cs = ctmp.get();
-              micro_fn<T>(nv, mr)(rows, P, kn, cs, nv * L, false);
+              micro_fn<T>(nv, mr)(rows, P, kn, cs, nv * L, false, nullptr, 0);
               for (int r = 0; r < mr; ++r)
                 for (int e = 0; e < nc; ++e) c[r * ldc + e] += cs[r * nv * L + e];
             }
