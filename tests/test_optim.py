@@ -242,6 +242,57 @@ def test_optimizer_nan_gradient_changes_nothing(rng):
         assert opt.step_count == 1
 
 
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD(ps, lr=0.1),
+    lambda ps: optim.Momentum(ps, lr=0.1, nesterov=True),
+    lambda ps: optim.RProp(ps),
+    lambda ps: optim.RMSProp(ps, momentum=0.5, centered=True),
+    lambda ps: optim.Adam(ps, amsgrad=True),
+    lambda ps: optim.AdamW(ps),
+], ids=["sgd", "momentum", "rprop", "rmsprop", "adam", "adamw"])
+@pytest.mark.parametrize("flat", [True, False], ids=["flat", "list"])
+@pytest.mark.parametrize("first", [True, False], ids=["first-step", "later-step"])
+def test_optimizer_large_nonfinite_gradient_changes_nothing(rng, make, flat, first):
+    # Sizes past the kernels' parallel grain, so the gradients are checked by several threads in
+    # the update's own pass; the bad value sits in the last thread's chunk (and in the first).
+    shapes = [(300, 200), (7,), (40_001,)]
+    params = [rng.standard_normal(s) for s in shapes]
+    if flat:
+        params = optim.flatten(params)
+    opt = make(params)
+    good = [rng.standard_normal(s) for s in shapes]
+    if not first:
+        opt.step(good)
+    state = lambda: [p.copy() for p in opt.params] + [a.copy() for s in opt.state for a in s.values()]
+    before, count = state(), opt.step_count
+    for k, i, bad in ((2, 40_000, np.nan), (0, 5, np.inf), (2, 17, -np.inf)):
+        g = [x.copy() for x in good]
+        g[k].flat[i] = bad
+        with pytest.raises(ValueError, match=rf"^grads\[{k}\]: non-finite value {bad} at flat index {i}"):
+            opt.step(g)
+        for a, b in zip(state(), before):
+            np.testing.assert_array_equal(a, b)
+        assert opt.step_count == count
+    opt.step(good)  # and the optimizer still works, from where it was
+    assert opt.step_count == count + 1
+
+
+@pytest.mark.parametrize("name", ["sgd_step", "rprop_step", "rmsprop_step", "adam_step"])
+def test_large_nonfinite_gradient_changes_nothing_ops(rng, name):
+    n = 200_000
+    p, g = rng.standard_normal(n), rng.standard_normal(n)
+    g[n - 3] = np.nan
+    s = [np.abs(rng.standard_normal(n)) for _ in range(3)]
+    args = {"sgd_step": (p, g, s[0], 2, 0.1), "rprop_step": (p, g, s[0], s[1]),
+            "rmsprop_step": (p, g, s[0], 2), "adam_step": (p, g, s[0], s[1], 2)}[name]
+    kw = {"sgd_step": {"momentum": 0.9}}.get(name, {})
+    before = [a.copy() for a in (p, *s)]
+    with pytest.raises(ValueError, match=rf"^grad: non-finite value nan at flat index {n - 3}"):
+        getattr(ops, name)(*args, **kw)
+    for a, b in zip((p, *s), before):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_optimizer_rejects_bad_arguments(rng):
     p = [np.zeros((3, 4))]
     with pytest.raises(ValueError, match="^lr: "):
