@@ -253,8 +253,8 @@ def test_optimizer_nan_gradient_changes_nothing(rng):
 @pytest.mark.parametrize("flat", [True, False], ids=["flat", "list"])
 @pytest.mark.parametrize("first", [True, False], ids=["first-step", "later-step"])
 def test_optimizer_large_nonfinite_gradient_changes_nothing(rng, make, flat, first):
-    # Sizes past the kernels' parallel grain, so the gradients are checked by several threads in
-    # the update's own pass; the bad value sits in the last thread's chunk (and in the first).
+    # Sizes past the kernels' parallel grain, so the finiteness scan and the update run on
+    # several threads; the bad value sits in the last thread's share (and in the first).
     shapes = [(300, 200), (7,), (40_001,)]
     params = [rng.standard_normal(s) for s in shapes]
     if flat:
