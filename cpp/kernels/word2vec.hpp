@@ -76,12 +76,18 @@ inline double w2v_logistic_rows(const T* l1, T* const* rows, const T* labels, in
                                 index_t D, T alpha, bool want_loss, bool skip_saturated) {
   T f[kW2VBatch];
   for (int r = 0; r < n; ++r) f[r] = w2v_dot(l1, rows[r], D);
-  double loss = 0.0;
+  // The loss is the sum of max(-+f, 0) + log1p(z) over the rows; the log1p terms are taken as
+  // the log of the product of the (1 + z) (each in (1, 2], so n <= 64 of them stay far from
+  // overflow), one log per call: a scalar log1p per row cost a quarter of a training run.
+  double loss = 0.0, prod = 1.0;
   for (int r = 0; r < n; ++r) {
     const T a = std::abs(f[r]);
     if (skip_saturated && !want_loss && a >= T(kW2VMaxExp)) continue;
     const T z = std::exp(-a);
-    if (want_loss) loss += w2v_log_loss(f[r], labels[r], z);
+    if (want_loss) {
+      loss += double(std::max(labels[r] > T(0.5) ? -f[r] : f[r], T(0)));
+      prod *= 1.0 + double(z);
+    }
     if (skip_saturated && a >= T(kW2VMaxExp)) continue;
     const T g = alpha * (labels[r] - w2v_sigmoid(f[r], z));
     T* out = rows[r];
@@ -91,7 +97,7 @@ inline double w2v_logistic_rows(const T* l1, T* const* rows, const T* labels, in
       out[j] += g * l1[j];
     }
   }
-  return loss;
+  return want_loss ? loss + std::log(prod) : 0.0;
 }
 
 // Negative sampling for the prediction of `word` from l1: word with label 1, then each of the
