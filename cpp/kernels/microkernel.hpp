@@ -402,6 +402,7 @@ void gemm_tn(index_t M, index_t Kd, const T* A, index_t lda, const index_t* ra, 
   constexpr int MR = mr_max(kPanelNV);
   constexpr index_t KC = index_t(2048) / index_t(sizeof(T));  // 512 floats
   constexpr index_t NB = 4;                                    // panels per block of B
+  constexpr index_t kPackAhead = 8;                            // rows of A prefetched ahead
   struct ColTile {
     int out;
     index_t c0;
@@ -452,6 +453,10 @@ void gemm_tn(index_t M, index_t Kd, const T* A, index_t lda, const index_t* ra, 
         while (jg < rt.count && ig - i < 64) ig += rt.rows(jg++);
         for (index_t k = 0; k < kn; ++k) {
           const T* __restrict src = A + ra[pc + k] * lda + m0;
+          if (k + kPackAhead < kn) {  // the rows are far apart: ask for a later one's piece
+            const char* ahead = reinterpret_cast<const char*>(A + ra[pc + k + kPackAhead] * lda + m0 + i);
+            for (index_t b = 0; b < (ig - i) * index_t(sizeof(T)); b += 64) __builtin_prefetch(ahead + b);
+          }
           for (index_t t = j, ii = i; t < jg; ++t) {
             const int m = rt.rows(t);
             T* __restrict dst = ap + ii * kn + k * m;
