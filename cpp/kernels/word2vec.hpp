@@ -37,9 +37,14 @@ template <class T>
 inline T w2v_sigmoid(T f, T z) {
   return f >= 0 ? T(1) / (T(1) + z) : z / (T(1) + z);
 }
+// softplus(-f) for label 1, softplus(f) for 0, as max(-+f, 0) + log1p(z)
 template <class T>
-inline double w2v_log_loss(T f, T label, T z) {  // softplus(-f) for label 1, softplus(f) for 0
-  return double(std::max(label > T(0.5) ? -f : f, T(0)) + std::log1p(z));
+inline T w2v_log_loss_linear(T f, T label) {  // the max(-+f, 0) part
+  return std::max(label > T(0.5) ? -f : f, T(0));
+}
+template <class T>
+inline double w2v_log_loss(T f, T label, T z) {
+  return double(w2v_log_loss_linear(f, label) + std::log1p(z));
 }
 
 // One logistic-regression step of l1 against the output row `out` with label 0/1:
@@ -76,16 +81,16 @@ inline double w2v_logistic_rows(const T* l1, T* const* rows, const T* labels, in
                                 index_t D, T alpha, bool want_loss, bool skip_saturated) {
   T f[kW2VBatch];
   for (int r = 0; r < n; ++r) f[r] = w2v_dot(l1, rows[r], D);
-  // The loss is the sum of max(-+f, 0) + log1p(z) over the rows; the log1p terms are taken as
-  // the log of the product of the (1 + z) (each in (1, 2], so n <= 64 of them stay far from
-  // overflow), one log per call: a scalar log1p per row cost a quarter of a training run.
+  // The loss is the sum of w2v_log_loss over the rows, its log1p terms taken as the log of
+  // the product of the (1 + z) (each in (1, 2], so n <= 64 of them stay far from overflow):
+  // one log per call, where a scalar log1p per row cost 12% of a skip-gram run.
   double loss = 0.0, prod = 1.0;
   for (int r = 0; r < n; ++r) {
     const T a = std::abs(f[r]);
     if (skip_saturated && !want_loss && a >= T(kW2VMaxExp)) continue;
     const T z = std::exp(-a);
     if (want_loss) {
-      loss += double(std::max(labels[r] > T(0.5) ? -f[r] : f[r], T(0)));
+      loss += double(w2v_log_loss_linear(f[r], labels[r]));
       prod *= 1.0 + double(z);
     }
     if (skip_saturated && a >= T(kW2VMaxExp)) continue;
