@@ -37,9 +37,10 @@ template <class T>
 inline T w2v_sigmoid(T f, T z) {
   return f >= 0 ? T(1) / (T(1) + z) : z / (T(1) + z);
 }
-// softplus(-f) for label 1, softplus(f) for 0, as max(-+f, 0) + log1p(z)
+// The log-loss softplus(-f) for label 1, softplus(f) for 0, as max(-+f, 0) + log1p(z);
+// w2v_log_loss_linear is its max(-+f, 0) part.
 template <class T>
-inline T w2v_log_loss_linear(T f, T label) {  // the max(-+f, 0) part
+inline T w2v_log_loss_linear(T f, T label) {
   return std::max(label > T(0.5) ? -f : f, T(0));
 }
 template <class T>
