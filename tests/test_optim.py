@@ -605,3 +605,18 @@ def test_fits_an_nn_model_with_flat_parameters_and_early_stopping():
                   progress=False, seed=0)
     assert hist["loss"][-1] < hist["loss"][0] / 5
     assert opt.step_count == 8 * hist.epochs
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nonfinite_scan_finds_every_position(dtype):
+    # the scan runs a cache line at a time with a scalar tail, in blocks of 65,536 values:
+    # a bad value at each edge of those is found, and the first of several is reported
+    from nnkern import _core
+    n = 3 * 65_536 + 21
+    for i in (0, 7, 15, 16, 65_535, 65_536, 131_071, n - 22, n - 21, n - 1):
+        g = np.zeros(n, dtype)
+        g[i] = np.inf if i % 2 else np.nan
+        assert _core.first_nonfinite([g[:0], g]) == (1, i)
+        g[n - 1] = np.nan
+        assert _core.first_nonfinite([g]) == (0, i)
+    assert _core.first_nonfinite([np.zeros(n, dtype), np.ones(5, dtype)]) is None

@@ -284,7 +284,18 @@ FlatIndex first_nonfinite(const std::vector<const T*>& xs, const std::vector<ind
   parallel_rows(index_t(bl.size()), total_of(ns), [&](index_t b) {
     const T* x = xs[bl[b].array];
     int any = 0;  // branch-free scan first: x - x is 0 for finite x, NaN otherwise
-    for (index_t i = bl[b].begin; i < bl[b].end; ++i) any |= int(x[i] - x[i] != T(0));
+    // a line at a time, asking for the line 1 KiB ahead. The scan runs after an update has
+    // left its writes in cache (every step but the first), and then ran at 2/3 of its speed
+    // on clean memory. A checked Adam step over 16M floats (Xeon, 2 threads) took 11.0-11.2 ms
+    // at best without the prefetch, 10.6-10.8 ms with it.
+    constexpr index_t LN = 64 / sizeof(T), AHEAD = 1024 / sizeof(T);
+    index_t i = bl[b].begin;
+    for (; i + LN <= bl[b].end; i += LN) {
+      __builtin_prefetch(x + i + AHEAD, 0, 0);
+#pragma omp simd reduction(|:any)
+      for (index_t e = 0; e < LN; ++e) any |= int(x[i + e] - x[i + e] != T(0));
+    }
+    for (; i < bl[b].end; ++i) any |= int(x[i] - x[i] != T(0));
     if (!any) return;
     for (index_t i = bl[b].begin; i < bl[b].end; ++i)
       if (!std::isfinite(x[i])) {
