@@ -486,9 +486,11 @@ def test_matches_reference(rng, impl, kind, nl, dtype):
 
 
 # Wider layers than the tests above use, where the time loop runs on two threads and the
-# packed weights (1-3 MB in float32) no longer sit in L1 or L2. (kind, nl, I, H)
+# packed weights (1-3 MB in float32) no longer sit in L1 or L2. (kind, nl, I, H). An input
+# of 64 columns is a single dx tile, which both threads share by rows; 700 columns are 11
+# tiles, also shared by rows; the others divide into whole tiles per thread.
 WIDE = [("lstm", None, 200, 200), ("gru", None, 256, 240), ("rnn", "tanh", 700, 300),
-        ("lstm", None, 384, 272)]
+        ("lstm", None, 384, 272), ("lstm", None, 64, 256)]
 
 
 @pytest.mark.skipif(len(IMPLS) < 2, reason="the C++ extension is not built")
