@@ -116,3 +116,23 @@ def test_embeddings_suite_glove_only(tmp_path, capsys):
 def test_embeddings_suite_bad_glove_epochs():
     p = run_cli("--suite", "embeddings", "--modes", "glove", "--glove-epochs", "0")
     assert p.returncode != 0 and "--glove-epochs" in p.stderr
+
+
+def test_alternating_blocks_share_the_time_window():
+    """nnkern's and torch's samples are taken in alternating blocks (the order reversed every
+    other block), every sample counted once, each block after one untimed call."""
+    log = []
+    fns = {"nnkern": lambda: log.append("n"), "torch": lambda: log.append("t")}
+    s = h.Settings(repeats=6, warmup_time=0.0, min_warmup=1, settle=0.0, blocks=3)
+    times = h.measure_alternating(fns, s, {})
+    assert set(times) == {"nnkern", "torch"}
+    assert times["nnkern"].repeats == times["torch"].repeats == 6
+    # calls per sample: sub-millisecond calls are looped to ~1 ms
+    num = times["nnkern"].number
+    assert times["torch"].number >= 1 and num >= 1
+    timed = "".join(log[2:])  # after one warm-up call each
+    n_per_block = 1 + 2 * num  # the untimed call, then two samples of `num` calls
+    t_per_block = 1 + 2 * times["torch"].number
+    expected = ("n" * n_per_block + "t" * t_per_block + "t" * t_per_block + "n" * n_per_block
+                + "n" * n_per_block + "t" * t_per_block)
+    assert timed == expected

@@ -105,7 +105,7 @@ def main(argv=None) -> int:
         print(line, file=out)
     mode = "quick (smoke test)" if args.quick else (
         f"{args.repeats} repeats" if args.repeats else "adaptive repeats")
-    print(f"timing    median per call, {mode}; validation rtol {h.RTOL:g}, atol {h.ATOL:g}; "
+    print(f"timing    median per call, {mode}, nnkern and torch in alternating blocks; validation rtol {h.RTOL:g}, atol {h.ATOL:g}; "
           "ratios = their time / nnkern's (>1: nnkern faster)", file=out)
     print(file=out)
 
@@ -147,7 +147,8 @@ def main(argv=None) -> int:
         print("Machine:\n")
         for line in h.header_lines(rec):
             print(f"    {line}")
-        print(f"\nTiming: median per call, {mode}. Ratios are the other library's time over "
+        print(f"\nTiming: median per call, {mode}; nnkern and torch in {settings.blocks} "
+              "alternating blocks of samples. Ratios are the other library's time over "
               "nnkern's (above 1: nnkern is faster). Throughput is nnkern's (NumPy's on the "
               "reference rows): GFLOP/s for GEMM-bound cases, GB/s (bytes read + written) for "
               "memory-bound ones.\n")
@@ -165,7 +166,7 @@ def main(argv=None) -> int:
         doc = {
             "machine": rec,
             "settings": {"threads": args.threads, "filter": args.filter, "quick": args.quick,
-                         "repeats": args.repeats, "budget_s": settings.budget,
+                         "repeats": args.repeats, "budget_s": settings.budget, "blocks": settings.blocks,
                          "min_repeats": settings.min_repeats, "rtol": h.RTOL, "atol": h.ATOL},
             "elapsed_s": elapsed,
             "rows": [h.row_json(r) for r in rows],

@@ -221,6 +221,11 @@ class Settings:
     # busy-wait after their last call (OpenBLAS for ~0.1 s, OpenMP runtimes briefly) and, on
     # a machine with few cores, steal the cores the next implementation needs.
     settle: float = 0.15
+    # nnkern and PyTorch are timed in `blocks` alternating blocks of samples (nnkern, torch,
+    # torch, nnkern, ...), each block after one untimed call: a slow spell of the host (a
+    # neighbour's load on a VM; rows were seen at half speed for a second or more) then
+    # falls on both instead of on whichever was being timed. 1: one block each, as before.
+    blocks: int = 4
 
 
 def _clock(f: Callable, number: int) -> float:
@@ -230,33 +235,73 @@ def _clock(f: Callable, number: int) -> float:
     return (time.perf_counter() - t0) / number
 
 
+def _plan(f: Callable, s: Settings, first_call: float | None) -> tuple[int, int]:
+    """Warm ``f`` up; return (calls per sample, samples) for its time budget."""
+    warm = []
+    t_end = time.perf_counter() + s.warmup_time
+    while len(warm) < s.min_warmup or (time.perf_counter() < t_end and len(warm) < 100):
+        warm.append(_clock(f, 1))
+    est = min(warm + ([first_call] if first_call else []))
+    # Sub-millisecond calls are looped so that one sample lasts ~1 ms (timer resolution
+    # and loop overhead stay small); the sample is the mean over its calls.
+    number = 1 if est >= 1e-3 else min(1000, math.ceil(1e-3 / max(est, 1e-7)))
+    if s.repeats is not None:
+        return number, s.repeats
+    repeats = int(s.budget / (est * number))
+    return number, max(s.min_repeats, min(s.max_repeats, repeats))
+
+
+class _NoGC:
+    """As timeit does: a collection inside a sample is noise, not the kernel."""
+
+    def __enter__(self):
+        self.was = gc.isenabled()
+        gc.collect()
+        gc.disable()
+
+    def __exit__(self, *exc):
+        if self.was:
+            gc.enable()
+
+
+def _timing(samples: list[float], number: int) -> Timing:
+    return Timing(statistics.median(samples), min(samples), max(samples), len(samples), number)
+
+
 def measure(f: Callable, s: Settings, first_call: float | None = None) -> Timing:
     """Warm up, then the median of R samples of ``f``'s time per call.
 
     ``first_call``: the duration of a call already made (validation), used as an estimate.
     """
-    gc_was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()  # as timeit does: a collection inside a sample is noise, not the kernel
-    try:
-        warm = []
-        t_end = time.perf_counter() + s.warmup_time
-        while len(warm) < s.min_warmup or (time.perf_counter() < t_end and len(warm) < 100):
-            warm.append(_clock(f, 1))
-        est = min(warm + ([first_call] if first_call else []))
-        # Sub-millisecond calls are looped so that one sample lasts ~1 ms (timer resolution
-        # and loop overhead stay small); the sample is the mean over its calls.
-        number = 1 if est >= 1e-3 else min(1000, math.ceil(1e-3 / max(est, 1e-7)))
-        if s.repeats is not None:
-            repeats = s.repeats
-        else:
-            repeats = int(s.budget / (est * number))
-            repeats = max(s.min_repeats, min(s.max_repeats, repeats))
+    with _NoGC():
+        number, repeats = _plan(f, s, first_call)
         samples = [_clock(f, number) for _ in range(repeats)]
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return Timing(statistics.median(samples), min(samples), max(samples), repeats, number)
+    return _timing(samples, number)
+
+
+def measure_alternating(fns: dict, s: Settings, first_call: dict) -> dict:
+    """measure() for several implementations at once: each one's samples are taken in
+    s.blocks blocks, the implementations' blocks alternating (the order reversed every other
+    round, so that neither always follows the other), each block after one untimed call that
+    brings the implementation's data and threads back. Returns impl -> Timing over all of its
+    samples."""
+    nb = max(1, s.blocks)
+    with _NoGC():
+        plans = {}
+        for impl, f in fns.items():
+            time.sleep(s.settle)
+            number, repeats = _plan(f, s, first_call.get(impl))
+            plans[impl] = (number, max(repeats, nb))
+        samples = {impl: [] for impl in fns}
+        order = list(fns)
+        for b in range(nb):
+            for impl in (order if b % 2 == 0 else order[::-1]):
+                f = fns[impl]
+                number, repeats = plans[impl]
+                take = repeats * (b + 1) // nb - repeats * b // nb
+                f()
+                samples[impl].extend(_clock(f, number) for _ in range(take))
+    return {impl: _timing(samples[impl], plans[impl][0]) for impl in fns}
 
 
 # --------------------------------------------------------------------------------------------
@@ -353,7 +398,9 @@ def run_case(case: Case, s: Settings) -> Row:
             )
             return row  # never time a wrong result
 
-        # 2. time
+        # 2. time: NumPy alone (OpenBLAS's threads spin for ~0.1 s after a call, so it gets
+        #    a settle before and after), nnkern and torch in alternating blocks
+        paired = {}
         for impl, f in fns.items():
             if f is None:
                 row.skipped[impl] = "not available"
@@ -361,8 +408,13 @@ def run_case(case: Case, s: Settings) -> Row:
             if impl == "numpy" and not case.reference and first_call[impl] > NUMPY_TIME_LIMIT:
                 row.skipped[impl] = f"one call took {first_call[impl]:.1f} s (> {NUMPY_TIME_LIMIT} s)"
                 continue
-            time.sleep(s.settle)
-            row.times[impl] = measure(f, s, first_call[impl])
+            if impl == "numpy":
+                time.sleep(s.settle)
+                row.times[impl] = measure(f, s, first_call[impl])
+            else:
+                paired[impl] = f
+        if paired:
+            row.times.update(measure_alternating(paired, s, first_call))
     except Exception as exc:
         row.status, row.message = "ERROR", f"{type(exc).__name__}: {exc}"
     finally:
