@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     settings = h.Settings()
     if args.quick:
         settings = h.Settings(budget=0.02, min_repeats=3, warmup_time=0.0, min_warmup=1,
-                              settle=0.02)
+                              settle=0.02, min_paired=4)
     settings.repeats = args.repeats
 
     h.load_torch(not args.no_torch)

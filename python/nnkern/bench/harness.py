@@ -226,6 +226,10 @@ class Settings:
     # neighbour's load on a VM; rows were seen at half speed for a second or more) then
     # falls on both instead of on whichever was being timed. 1: one block each, as before.
     blocks: int = 4
+    # ... and take at least this many samples each (two per block), whatever the budget: with
+    # the 5 that a 0.3 s budget gives calls of 60 ms and more (the model steps), their
+    # ratios moved by 25% between runs.
+    min_paired: int = 8
 
 
 def _clock(f: Callable, number: int) -> float:
@@ -291,7 +295,7 @@ def measure_alternating(fns: dict, s: Settings, first_call: dict) -> dict:
         for impl, f in fns.items():
             time.sleep(s.settle)
             number, repeats = _plan(f, s, first_call.get(impl))
-            plans[impl] = (number, max(repeats, nb))
+            plans[impl] = (number, repeats if s.repeats is not None else max(repeats, nb, s.min_paired))
         samples = {impl: [] for impl in fns}
         order = list(fns)
         for b in range(nb):
