@@ -105,7 +105,8 @@ def main(argv=None) -> int:
         print(line, file=out)
     mode = "quick (smoke test)" if args.quick else (
         f"{args.repeats} repeats" if args.repeats else "adaptive repeats")
-    print(f"timing    median per call, {mode}, nnkern and torch in alternating blocks; validation rtol {h.RTOL:g}, atol {h.ATOL:g}; "
+    print(f"timing    median per call, {mode}, nnkern and torch in alternating blocks; "
+          f"validation rtol {h.RTOL:g}, atol {h.ATOL:g}; "
           "ratios = their time / nnkern's (>1: nnkern faster)", file=out)
     print(file=out)
 
@@ -166,7 +167,8 @@ def main(argv=None) -> int:
         doc = {
             "machine": rec,
             "settings": {"threads": args.threads, "filter": args.filter, "quick": args.quick,
-                         "repeats": args.repeats, "budget_s": settings.budget, "blocks": settings.blocks,
+                         "repeats": args.repeats, "budget_s": settings.budget,
+                         "blocks": settings.blocks, "min_paired": settings.min_paired,
                          "min_repeats": settings.min_repeats, "rtol": h.RTOL, "atol": h.ATOL},
             "elapsed_s": elapsed,
             "rows": [h.row_json(r) for r in rows],
