@@ -515,6 +515,56 @@ def test_workers1_is_bitwise_reproducible_and_seeded():
     assert not np.array_equal(a.wv.vectors, d.wv.vectors)
 
 
+@pytest.mark.parametrize("mode", [dict(sg=1, window_batch=False), dict(sg=1, window_batch=True),
+                                  dict(sg=0, cbow_mean=1), dict(sg=0, cbow_mean=0)])
+def test_whole_run_without_randomness_follows_the_twins_step_by_step(mode):
+    # With window=1 (the reduced window is always 1), sample=0 and hierarchical softmax
+    # nothing in a run is random: training must be the twin's single updates in corpus
+    # order, over each sentence's in-vocabulary words, with the learning rate falling
+    # linearly per word over both epochs. This pins the loop around the updates (sentence
+    # edges, which word predicts which, the schedule); the same set-up traced gensim's run
+    # on a 5M-token corpus to 0.2% (benchmarks/results/embeddings-sg-hs-diagnostics-*).
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(20)]
+    p = 1.0 / np.arange(1, 21)
+    sents = [list(rng.choice(words, size=int(rng.integers(1, 9)), p=p / p.sum()))
+             for _ in range(150)]
+    sents[5] = sents[5] + ["rare"]  # out of vocabulary: dropped, its neighbours meet
+    kw = dict(vector_size=8, window=1, min_count=2, sample=0, hs=1, negative=0, epochs=2,
+              workers=1, seed=4, alpha=0.3, min_alpha=0.05, compute_loss=False)
+    m = nnkern.Word2Vec(**kw, **mode)
+    m.build_vocab(sents)
+    syn0, syn1 = m.wv.vectors.copy(), m.syn1.copy()
+    init = syn0.copy()
+    t, k2i = m._tables, m.wv.key_to_index
+    path = lambda w: (t["points"][t["code_off"][w]:t["code_off"][w + 1]],
+                      t["codes"][t["code_off"][w]:t["code_off"][w + 1]])
+    docs = [[k2i[w] for w in s if w in k2i] for s in sents]
+    n = sum(map(len, docs))
+    a0, a1, E = kw["alpha"], kw["min_alpha"], kw["epochs"]
+    for e in range(E):
+        k = 0
+        for d in docs:
+            for i, w in enumerate(d):
+                alpha = np.float32(a0 - (a0 - a1) * (e + k / n) / E)
+                k += 1
+                ctx = [d[j] for j in (i - 1, i + 1) if 0 <= j < len(d)]
+                if not ctx:
+                    continue
+                if not mode["sg"]:
+                    reference.word2vec_cbow_hs(syn0, syn1, np.array(ctx), *path(w), alpha,
+                                               cbow_mean=bool(mode["cbow_mean"]))
+                elif mode["window_batch"]:
+                    reference.word2vec_sg_hs_window(syn0, syn1, np.array(ctx), *path(w), alpha)
+                else:
+                    for c in ctx:
+                        reference.word2vec_sg_hs(syn0, syn1, c, *path(w), alpha)
+    m.train(sents)
+    assert np.abs(m.wv.vectors - init).max() > 0.1 and np.abs(m.syn1).max() > 0.1  # it trained
+    np.testing.assert_allclose(m.wv.vectors, syn0, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(m.syn1, syn1, rtol=1e-4, atol=1e-5)
+
+
 def test_window_batch_trains_like_one_by_one():
     # skip-gram with hierarchical softmax: the batched windows reach the loss of the
     # one-by-one loop, are reproducible with workers=1, and are the default
