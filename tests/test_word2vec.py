@@ -274,12 +274,14 @@ def test_negative_draws_chi_square():
     assert chi2 < 33.7, (chi2, obs, n * target)
 
 
+@pytest.mark.parametrize("ties", _vocab.HUFFMAN_TIES)
 @pytest.mark.parametrize("V", [1, 2, 3, 7, 200])
-def test_huffman_codes_prefix_free_and_optimal(V):
+def test_huffman_codes_prefix_free_and_optimal(V, ties):
     rng = np.random.default_rng(V)
     counts = np.sort(rng.integers(1, 1000, size=V))[::-1].copy()
     counts[V // 2:] = rng.permutation(counts[V // 2:])  # not fully sorted: updates append
-    off, points, codes = _vocab.huffman(counts)
+    counts[V // 3: V // 2] = counts[V // 3]  # ties
+    off, points, codes = _vocab.huffman(counts, ties)
     lengths = np.diff(off)
     words = ["".join(map(str, codes[off[i]:off[i + 1]])) for i in range(V)]
     if V == 1:
@@ -300,6 +302,37 @@ def test_huffman_codes_prefix_free_and_optimal(V):
             key = (points[off[i] + d], words[i][: d + 1])
             node_code.setdefault(points[off[i] + d + 1], key)
             assert node_code[points[off[i] + d + 1]] == key
+
+
+def test_huffman_ties_change_siblings_not_lengths():
+    # many words of equal count: every rule gives optimal codes, but different trees
+    counts = np.array([50, 40, 30] + [5] * 40 + [3] * 60)
+    trees = {t: _vocab.huffman(counts, t) for t in _vocab.HUFFMAN_TIES}
+    cost = {t: int((np.diff(off) * counts).sum()) for t, (off, _, _) in trees.items()}
+    assert set(cost.values()) == {_vocab.optimal_code_cost(counts)}
+    parents = {t: tuple(p[off[1:] - 1]) for t, (off, p, _) in trees.items()}
+    assert len(set(parents.values())) == 3
+    with pytest.raises(ValueError, match="ties"):
+        _vocab.huffman(counts, "random")
+
+
+def test_huffman_heap_is_gensims_tree():
+    gensim = pytest.importorskip("gensim")
+    rng = np.random.default_rng(1)
+    words = [f"w{i}" for i in range(400)]
+    p = 1.0 / np.arange(1, 401) ** 0.8
+    sents = [[str(w) for w in rng.choice(words, size=10, p=p / p.sum())] for _ in range(300)]
+    g = gensim.models.Word2Vec(vector_size=4, min_count=2, hs=1, negative=0)
+    g.build_vocab(sents)
+    m = nnkern.Word2Vec(vector_size=4, min_count=2, hs=1, negative=0)
+    m.build_vocab(sents)
+    assert m.wv.index_to_key == g.wv.index_to_key and m.huffman_ties == "heap"
+    t = m._tables
+    assert len(set(m.wv.counts.tolist())) < len(m.wv) // 4  # plenty of ties
+    for i, w in enumerate(m.wv.index_to_key):
+        o0, o1 = t["code_off"][i], t["code_off"][i + 1]
+        np.testing.assert_array_equal(t["points"][o0:o1], g.wv.get_vecattr(w, "point"))
+        np.testing.assert_array_equal(t["codes"][o0:o1], g.wv.get_vecattr(w, "code"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -522,8 +555,9 @@ def test_whole_run_without_randomness_follows_the_twins_step_by_step(mode):
     # nothing in a run is random: training must be the twin's single updates in corpus
     # order, over each sentence's in-vocabulary words, with the learning rate falling
     # linearly per word over both epochs. This pins the loop around the updates (sentence
-    # edges, which word predicts which, the schedule); the same set-up traced gensim's run
-    # on a 5M-token corpus to 0.2% (benchmarks/results/embeddings-sg-hs-diagnostics-*).
+    # edges, which word predicts which, the schedule). In the same set-up a build with
+    # gensim's sigmoid lookup traced gensim's own run over a 5M-token corpus to 0.2%
+    # (benchmarks/results/embeddings-sg-hs-diagnostics-2026-12-03-zen4.txt).
     rng = np.random.default_rng(3)
     words = [f"w{i}" for i in range(20)]
     p = 1.0 / np.arange(1, 21)
@@ -603,6 +637,40 @@ def test_window_batch_is_saved_and_old_files_default_to_one_by_one(tmp_path):
     data["params"] = np.array(json.dumps(params))
     np.savez(tmp_path / "old.npz", **data)
     assert nnkern.Word2Vec.load(tmp_path / "old.npz").window_batch == 0
+
+
+def test_old_files_keep_their_huffman_tree(tmp_path):
+    # syn1's rows belong to the tree they were trained on: a file written before the tie
+    # rule was recorded was trained on word2vec.c's tree and must get it back
+    import json
+
+    c = topic_corpus(300)
+    m = nnkern.Word2Vec(c, vector_size=8, min_count=1, epochs=1, sg=1, hs=1, negative=0)
+    assert m.huffman_ties == "heap"
+    m.save(tmp_path / "m.npz")
+    back = nnkern.Word2Vec.load(tmp_path / "m.npz")
+    assert back.huffman_ties == "heap"
+    np.testing.assert_array_equal(back._tables["points"], m._tables["points"])
+    with np.load(tmp_path / "m.npz") as z:
+        data = {k: z[k] for k in z.files}
+    params = json.loads(str(data["params"]))
+    for value, name in ((None, "old.npz"), ("sideways", "bad.npz")):
+        if value is None:
+            del params["huffman_ties"]
+        else:
+            params["huffman_ties"] = value
+        data["params"] = np.array(json.dumps(params))
+        np.savez(tmp_path / name, **data)
+    old = nnkern.Word2Vec.load(tmp_path / "old.npz")
+    assert old.huffman_ties == "nodes"
+    want = _vocab.huffman(old.wv.counts, "nodes")
+    for k, v in zip(("code_off", "points", "codes"), want):
+        np.testing.assert_array_equal(old._tables[k], v)
+    with pytest.raises(ValueError, match="bad.npz.*huffman_ties"):
+        nnkern.Word2Vec.load(tmp_path / "bad.npz")
+    # a new vocabulary gets a new tree, by today's rule
+    old.build_vocab(c)
+    assert old.huffman_ties == "heap"
 
 
 def test_loss_does_not_depend_on_workers():

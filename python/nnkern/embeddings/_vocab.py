@@ -94,68 +94,108 @@ def alias_probabilities(thr: np.ndarray, alias: np.ndarray) -> np.ndarray:
     return out
 
 
-def huffman(counts: np.ndarray):
-    """Huffman tree over the words' counts (word2vec.c's linear two-queue construction).
+HUFFMAN_TIES = ("heap", "leaves", "nodes")
+
+
+class _ByCount:
+    """A heap entry ordered by its count alone (equal counts: whatever the heap's layout
+    gives, as with gensim's Heapitem)."""
+
+    __slots__ = ("count", "node")
+
+    def __init__(self, count, node):
+        self.count, self.node = count, node
+
+    def __lt__(self, other):
+        return self.count < other.count
+
+
+def huffman(counts: np.ndarray, ties: str = "heap"):
+    """Huffman tree over the words' counts.
 
     Returns (code_off (V+1,), points, codes) in CSR form: word w's path is
     points[code_off[w]:code_off[w+1]] (inner nodes 0..V-2, root first) with the branch
-    codes[...] (0/1) taken at each. Inner node V-2 is the root. A single word gets a path
-    of length 0.
+    codes[...] (0/1) taken at each; of the two nodes merged, the first taken gets code 0.
+    Inner node V-2 is the root. A single word gets a path of length 0.
+
+    Every optimal tree gives the same code lengths (up to a handful of words), but ties
+    decide which words become siblings and share their whole path, which matters to what
+    hierarchical softmax learns. Many rare words share a count, and a vocabulary sorted by
+    count keeps words of equal count in order of first appearance, so neighbours in it
+    tend to come from the same document:
+      "heap"    a binary heap on counts alone, equal counts in the heap's own order: the
+                tree gensim builds (identical paths and codes), which scatters words of
+                equal count. Skip-gram with hierarchical softmax scores about 0.04 higher
+                on wordsim353 with it than with either rule below
+                (benchmarks/results/embeddings-sg-hs-diagnostics-2026-12-03-zen4.txt).
+      "leaves"  two queues, a word before an inner node of equal count, equal words by
+                vocabulary index.
+      "nodes"   word2vec.c's two queues: an inner node before a word of equal count, equal
+                words from the end of the vocabulary. nnkern's tree until December 2026;
+                models saved before then keep it.
     """
+    if ties not in HUFFMAN_TIES:
+        raise ValueError(f"ties: expected one of {HUFFMAN_TIES}, got {ties!r}")
+    counts = np.asarray(counts)
     V = len(counts)
     if V <= 1:
         return np.zeros(V + 1, dtype=np.int64), np.zeros(0, np.int32), np.zeros(0, np.uint8)
-    # The two-queue method needs leaves in descending count order.
-    order = np.argsort(-counts, kind="stable")
-    cnt = counts[order].tolist() + [0] * (V - 1)
     parent = [0] * (2 * V - 1)
     binary = [0] * (2 * V - 1)
-    pos1, pos2 = V - 1, V
-    for a in range(V - 1):
-        mins = []
-        for _ in range(2):
-            if pos1 >= 0 and (pos2 >= V + a or cnt[pos1] < cnt[pos2]):
-                mins.append(pos1)
-                pos1 -= 1
-            else:
-                mins.append(pos2)
-                pos2 += 1
-        cnt[V + a] = cnt[mins[0]] + cnt[mins[1]]
-        parent[mins[0]] = parent[mins[1]] = V + a
-        binary[mins[1]] = 1
+    if ties == "heap":
+        heap = [_ByCount(c, i) for i, c in enumerate(counts.tolist())]
+        heapq.heapify(heap)
+        for a in range(V - 1):
+            first, second = heapq.heappop(heap), heapq.heappop(heap)
+            parent[first.node] = parent[second.node] = V + a
+            binary[second.node] = 1
+            heapq.heappush(heap, _ByCount(first.count + second.count, V + a))
+    else:
+        # Words in the order they are taken (ascending count), inner nodes V.. in the order
+        # they are made: their counts never decrease, so the two queues' heads are the
+        # candidates, and the whole build is linear.
+        if ties == "leaves":
+            words = np.lexsort((np.arange(V), counts)).tolist()
+        else:
+            words = np.argsort(-counts, kind="stable")[::-1].tolist()
+        cnt = counts.tolist() + [0] * (V - 1)
+        leaf_wins_tie = ties == "leaves"
+        w, node = 0, V  # the next word (position in words) and the next inner node
+        for a in range(V - 1):
+            mins = []
+            for _ in range(2):
+                if w < V and (node >= V + a or cnt[words[w]] < cnt[node]
+                              or (leaf_wins_tie and cnt[words[w]] == cnt[node])):
+                    mins.append(words[w])
+                    w += 1
+                else:
+                    mins.append(node)
+                    node += 1
+            cnt[V + a] = cnt[mins[0]] + cnt[mins[1]]
+            parent[mins[0]] = parent[mins[1]] = V + a
+            binary[mins[1]] = 1
     parent_a = np.array(parent, dtype=np.int64)
     binary_a = np.array(binary, dtype=np.uint8)
     root = 2 * V - 2
-    # Walk all leaves up at once: steps[t][w] is the node w reaches after t steps.
-    node = np.arange(V, dtype=np.int64)
+    # Walk all leaves up at once: after t steps leaf w is at node[w].
+    node_a = np.arange(V, dtype=np.int64)
     lengths = np.zeros(V, dtype=np.int64)
     pts, cds = [], []
     while True:
-        live = node != root
+        live = node_a != root
         if not live.any():
             break
         lengths += live
-        pts.append(np.where(live, parent_a[node] - V, 0))
-        cds.append(np.where(live, binary_a[node], 0))
-        node = np.where(live, parent_a[node], root)
+        pts.append(np.where(live, parent_a[node_a] - V, 0))
+        cds.append(np.where(live, binary_a[node_a], 0))
+        node_a = np.where(live, parent_a[node_a], root)
     P = np.array(pts)  # (depth, V): step t from the leaf upwards
     C = np.array(cds)
-    off_sorted = np.concatenate([[0], np.cumsum(lengths)])
+    code_off = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     w_rep = np.repeat(np.arange(V), lengths)
-    k = np.arange(off_sorted[-1]) - off_sorted[w_rep]
+    k = np.arange(code_off[-1]) - code_off[w_rep]
     step = lengths[w_rep] - 1 - k  # root first
-    points_sorted = P[step, w_rep].astype(np.int32)
-    codes_sorted = C[step, w_rep].astype(np.uint8)
-    # Back to the caller's word order.
-    lengths_orig = np.empty(V, dtype=np.int64)
-    lengths_orig[order] = lengths
-    code_off = np.concatenate([[0], np.cumsum(lengths_orig)]).astype(np.int64)
-    inv = np.argsort(order)
-    total = int(code_off[-1])
-    src = np.repeat(off_sorted[inv], lengths_orig) + (
-        np.arange(total) - np.repeat(code_off[:-1], lengths_orig)
-    )
-    return code_off, points_sorted[src], codes_sorted[src]
+    return code_off, P[step, w_rep].astype(np.int32), C[step, w_rep].astype(np.uint8)
 
 
 def optimal_code_cost(counts) -> int:

@@ -112,6 +112,9 @@ class Word2Vec:
         self.running_training_loss = 0.0
         self.epochs_trained = 0
         self.train_words_per_second = 0.0
+        # how the Huffman tree breaks ties (_vocab.huffman); models loaded from files written
+        # before the choice existed keep word2vec.c's "nodes"
+        self.huffman_ties = "heap"
         self._tables = None
 
         if sentences is not None or corpus_file is not None:
@@ -149,6 +152,7 @@ class Word2Vec:
             D = self.vector_size
             self.syn1neg = np.zeros((len(words), D), np.float32) if self.negative else None
             self.syn1 = np.zeros((max(len(words) - 1, 1), D), np.float32) if self.hs else None
+            self.huffman_ties = "heap"  # a new tree over new rows: today's rule
             self.epochs_trained = 0
         self.corpus_count, self.corpus_total_words = n_sent, n_tok
         self.effective_words = int(sum(counts.get(w, 0) for w in self.wv.index_to_key))
@@ -194,7 +198,7 @@ class Word2Vec:
             alias_prob, alias_idx = _vocab.alias_table(cnt.astype(np.float64) ** self.ns_exponent)
         code_off = points = codes = None
         if self.hs:
-            code_off, points, codes = _vocab.huffman(cnt)
+            code_off, points, codes = _vocab.huffman(cnt, self.huffman_ties)
         self._tables = dict(keep=keep, alias_prob=alias_prob, alias_idx=alias_idx,
                             code_off=code_off, points=points, codes=codes)
 
@@ -344,8 +348,10 @@ class Word2Vec:
     _INIT = ("vector_size", "window", "min_count", "max_vocab_size", "max_final_vocab", "sample",
              "seed", "workers", "alpha", "min_alpha", "sg", "hs", "negative", "ns_exponent",
              "cbow_mean", "epochs", "compute_loss", "batch_words", "window_batch")
-    _DEFAULTS = {"window_batch": 0}  # what files written before a parameter existed meant
-    _STATE = ("corpus_count", "corpus_total_words", "effective_words", "epochs_trained", "epoch_losses")
+    # what files written before a parameter existed meant
+    _DEFAULTS = {"window_batch": 0, "huffman_ties": "nodes"}
+    _STATE = ("corpus_count", "corpus_total_words", "effective_words", "epochs_trained", "epoch_losses",
+              "huffman_ties")
 
     def save(self, fname):
         """Save everything needed to continue training (a NumPy .npz archive, no pickle)."""
@@ -357,6 +363,8 @@ class Word2Vec:
         """Load a model written by save(). A missing file raises FileNotFoundError; a file
         that is not a Word2Vec model, or is truncated or inconsistent, raises ValueError."""
         m, keys, data = _persist.load_model(cls, fname)
+        if m.huffman_ties not in _vocab.HUFFMAN_TIES:
+            raise _persist.bad_file(fname, "Word2Vec", f"huffman_ties {m.huffman_ties!r}")
         V, D = len(keys), m.vector_size
         spec = dict(vectors=((V, D), np.float32), counts=((V,), np.int64))
         if m.negative:
