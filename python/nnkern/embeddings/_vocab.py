@@ -125,9 +125,10 @@ def huffman(counts: np.ndarray, ties: str = "heap"):
     tend to come from the same document:
       "heap"    a binary heap on counts alone, equal counts in the heap's own order: the
                 tree gensim builds (identical paths and codes), which scatters words of
-                equal count. Skip-gram with hierarchical softmax scores about 0.04 higher
-                on wordsim353 with it than with either rule below
-                (benchmarks/results/embeddings-sg-hs-diagnostics-2026-12-03-zen4.txt).
+                equal count. Over 20 seeds, skip-gram with hierarchical softmax scored
+                0.310 on wordsim353 with it, 0.273 with "nodes" and 0.241 with
+                "leaves" (gensim: 0.326; benchmarks/results/
+                embeddings-sg-hs-diagnostics-2026-12-03-zen4.txt).
       "leaves"  two queues, a word before an inner node of equal count, equal words by
                 vocabulary index.
       "nodes"   word2vec.c's two queues: an inner node before a word of equal count, equal

@@ -70,6 +70,10 @@ class Word2Vec:
                    twice as fast; False runs the examples one by one like word2vec.c and
                    gensim. Other modes always run one by one.
 
+    Hierarchical softmax uses the Huffman tree gensim builds (the same paths and codes);
+    the attribute huffman_ties records the rule and is saved with the model, and models
+    saved before it existed keep word2vec.c's tree ("nodes"; see _vocab.huffman).
+
     When sentences or corpus_file is given, the vocabulary is built and the model trained
     right away; otherwise call build_vocab() and train().
     """
