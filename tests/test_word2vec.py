@@ -82,6 +82,32 @@ def test_cbow_hs_update_matches_twin(rng, dtype, cbow_mean):
     np.testing.assert_allclose(l_o, l_r, rtol=1e-5)
 
 
+@pytest.mark.parametrize("D", [1, 16, 17, 100, 128, 129, 300])
+@pytest.mark.parametrize("n_rows", [3, 16, 21])
+def test_single_updates_match_twin_at_every_width(rng, dtype, D, n_rows):
+    # float32 with D <= 128 runs in registers on AVX-512, 16 lanes at a time with the last
+    # vector masked, and the rows' gradient scales 16 at a time: D covers one lane, exact
+    # vectors, a tail, the widest register case and the generic loops past it; n_rows the
+    # first group of scales, exactly one, and a partial second. The dots have a spread of 6,
+    # so that many hierarchical-softmax nodes are saturated (|f| >= 6) and must be left alone.
+    V = 40
+    syn0, syn1 = _weights(rng, dtype, V=V, D=D)
+    w = ((syn0 * (6 / np.sqrt(D))).astype(dtype), syn1)
+    negatives = list(rng.choice(np.arange(2, V), size=n_rows - 1, replace=False))
+    (l_o, s0_o, s1_o), (l_r, s0_r, s1_r) = _both("word2vec_sg_ns", w, 1, 4, negatives, 0.05)
+    assert_close(s0_o, s0_r, dtype)
+    assert_close(s1_o, s1_r, dtype)
+    np.testing.assert_allclose(l_o, l_r, rtol=1e-5)
+    points, codes = _path(rng, V, n_rows)
+    (l_o, s0_o, s1_o), (l_r, s0_r, s1_r) = _both("word2vec_sg_hs", w, 3, points, codes, 0.05)
+    assert_close(s0_o, s0_r, dtype)
+    assert_close(s1_o, s1_r, dtype)
+    np.testing.assert_allclose(l_o, l_r, rtol=1e-5)
+    if n_rows >= 16:  # both cases really occur
+        f = w[0][3].astype(np.float64) @ w[1][points].astype(np.float64).T
+        assert (np.abs(f) >= 6).any() and (np.abs(f) < 6).any()
+
+
 @pytest.mark.parametrize("D", [5, 16, 100, 130, 300])
 @pytest.mark.parametrize("contexts", [[3], [0, 2, 7, 9, 1, 5], [4, 8, 4, 11], []])
 def test_sg_hs_window_matches_twin(rng, dtype, D, contexts):

@@ -40,6 +40,12 @@ void check_index(std::int64_t i, const char* name, index_t bound) {
                           " out of range [0, " + std::to_string(bound) + ")");
 }
 
+std::vector<W2VAlias> pack_alias(const std::uint32_t* prob, const std::int32_t* idx, index_t V) {
+  std::vector<W2VAlias> a(V);
+  for (index_t i = 0; i < V; ++i) a[i] = {prob[i], idx[i]};
+  return a;
+}
+
 // Holds the weights (by reference: they are the model's NumPy arrays, updated in place) and
 // private copies of the sampling tables, all checked once, so train_job only checks tokens.
 class W2VTrainer {
@@ -66,10 +72,8 @@ class W2VTrainer {
       m_.syn1neg = out<float>(syn1neg_, "syn1neg", VD);
       const std::uint32_t* ap = indices<std::uint32_t>(alias_prob.cast<py::array>(), "alias_prob", V, -1);
       const std::int32_t* ai = indices<std::int32_t>(alias_idx.cast<py::array>(), "alias_idx", V, V);
-      alias_prob_.assign(ap, ap + V);
-      alias_idx_.assign(ai, ai + V);
-      m_.alias_prob = alias_prob_.data();
-      m_.alias_idx = alias_idx_.data();
+      alias_ = pack_alias(ap, ai, V);
+      m_.alias = alias_.data();
     }
     if (hs) {
       const index_t inner = std::max<index_t>(V - 1, 1);
@@ -134,8 +138,7 @@ class W2VTrainer {
  private:
   py::array syn0_, syn1neg_, syn1_;
   std::vector<std::uint64_t> keep_;
-  std::vector<std::uint32_t> alias_prob_;
-  std::vector<std::int32_t> alias_idx_;
+  std::vector<W2VAlias> alias_;
   std::vector<std::int64_t> code_off_;
   std::vector<std::int32_t> points_;
   std::vector<std::uint8_t> codes_;
@@ -222,11 +225,12 @@ void bind_word2vec(py::module_& m) {
     if (n < 0) throw py::value_error("n: must be >= 0");
     const std::uint32_t* ap = indices<std::uint32_t>(alias_prob, "alias_prob", V, -1);
     const std::int32_t* ai = indices<std::int32_t>(alias_idx, "alias_idx", V, V);
+    const std::vector<W2VAlias> alias = pack_alias(ap, ai, V);
     py::array_t<std::int64_t> out(n);
     std::int64_t* po = out.mutable_data();
     {
       py::gil_scoped_release nogil;
-      w2v_draw_negatives(ap, ai, V, seed, po, n);
+      w2v_draw_negatives(alias.data(), V, seed, po, n);
     }
     return out;
   }, py::arg("alias_prob"), py::arg("alias_idx"), py::arg("seed"), py::arg("n"));

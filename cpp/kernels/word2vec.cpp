@@ -23,10 +23,10 @@ struct Lcg {
 };
 
 // The noise draw of negative sampling: a uniform slot, then the slot's word or its alias.
-inline std::int64_t alias_draw(Lcg& rng, const std::uint32_t* prob, const std::int32_t* alias,
-                               std::uint32_t V) {
+inline std::int64_t alias_draw(Lcg& rng, const W2VAlias* alias, std::uint32_t V) {
   const std::uint32_t i = rng.below(V);
-  return rng.next() < prob[i] ? std::int64_t(i) : std::int64_t(alias[i]);
+  const W2VAlias a = alias[i];
+  return rng.next() < a.prob ? std::int64_t(i) : std::int64_t(a.idx);
 }
 
 template <class T>
@@ -164,7 +164,7 @@ W2VResult w2v_train_job(const W2VModel<T>& m, const W2VJob& job) {
     // Noise rows are random in a table far larger than the cache: ask for all of them
     // before the first is needed, so their misses overlap.
     for (int k = 0; k < K; ++k) {
-      neg[k] = alias_draw(rng, m.alias_prob, m.alias_idx, std::uint32_t(m.V));
+      neg[k] = alias_draw(rng, m.alias, std::uint32_t(m.V));
       const char* row = reinterpret_cast<const char*>(m.syn1neg + neg[k] * D);
       for (index_t b = 0; b < index_t(D * sizeof(T)); b += 64) __builtin_prefetch(row + b, 1);
     }
@@ -250,10 +250,10 @@ W2VResult w2v_train_job(const W2VModel<T>& m, const W2VJob& job) {
   return res;
 }
 
-void w2v_draw_negatives(const std::uint32_t* alias_prob, const std::int32_t* alias_idx, index_t V,
-                        std::uint64_t seed, std::int64_t* out, index_t n) {
+void w2v_draw_negatives(const W2VAlias* alias, index_t V, std::uint64_t seed, std::int64_t* out,
+                        index_t n) {
   Lcg rng(seed);
-  for (index_t i = 0; i < n; ++i) out[i] = alias_draw(rng, alias_prob, alias_idx, std::uint32_t(V));
+  for (index_t i = 0; i < n; ++i) out[i] = alias_draw(rng, alias, std::uint32_t(V));
 }
 
 #define NNKERN_W2V(T)                                                                           \

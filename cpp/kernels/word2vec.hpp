@@ -77,9 +77,22 @@ inline double w2v_logistic_step(const T* l1, T* out, T* e, index_t D, T label, T
 // (and the exps) are independent and overlap in the pipeline instead of forming one chain.
 constexpr int kW2VBatch = 64;
 
+#if defined(__AVX512F__)
+// float with D <= 128 on AVX-512 (below): l1 and e held in registers.
+constexpr index_t kW2VRegisterD = 128;
+inline double w2v_logistic_rows_avx512(const float* l1, float* const* rows, const float* labels, int n,
+                                float* e, index_t D, float alpha, bool want_loss,
+                                bool skip_saturated);
+#endif
+
 template <class T>
 inline double w2v_logistic_rows(const T* l1, T* const* rows, const T* labels, int n, T* e,
                                 index_t D, T alpha, bool want_loss, bool skip_saturated) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>)
+    if (D <= kW2VRegisterD)
+      return w2v_logistic_rows_avx512(l1, rows, labels, n, e, D, alpha, want_loss, skip_saturated);
+#endif
   T f[kW2VBatch];
   for (int r = 0; r < n; ++r) f[r] = w2v_dot(l1, rows[r], D);
   // The loss is the sum of w2v_log_loss over the rows, its log1p terms taken as the log of
@@ -342,7 +355,84 @@ inline void with_nk(index_t n, F&& f) {
     default: f(std::integral_constant<int, 8>{}); break;
   }
 }
+
+// One example's logistic steps over n distinct rows (w2v_logistic_rows), with l1 and the
+// gradient step e held in NK registers each from the first dot to the last update: each
+// output row is loaded twice (for its dot, then for its update) and stored once, where the
+// generic loops also reload l1 and load and store e once per row. The n gradient scales are
+// computed 16 at a time (exp as Eigen's pexp) instead of one scalar exp per row.
+template <int NK>
+inline double rows_step(const float* l1, float* const* rows, const float* labels, int n, float* e,
+                        index_t D, float alpha, bool want_loss, bool skip_saturated) {
+  namespace ei = Eigen::internal;
+  const Rows<NK> r(D);
+  __m512 x[NK], acc[NK];
+#pragma GCC unroll 8
+  for (int k = 0; k < NK; ++k) {
+    x[k] = r.load(l1, k);
+    acc[k] = r.load(e, k);
+  }
+  alignas(64) float g[kW2VBatch];
+  for (int i = 0; i < n; ++i) {
+    const float* o = rows[i];
+    __m512 a0 = _mm512_mul_ps(r.load(o, 0), x[0]), a1 = _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int k = 1; k < NK; ++k) {
+      if (k & 1) a1 = _mm512_fmadd_ps(r.load(o, k), x[k], a1);
+      else a0 = _mm512_fmadd_ps(r.load(o, k), x[k], a0);
+    }
+    g[i] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+  }
+  const __m512 one = _mm512_set1_ps(1.0f), half = _mm512_set1_ps(0.5f);
+  const __m512 lim = _mm512_set1_ps(float(kW2VMaxExp)), al = _mm512_set1_ps(alpha);
+  const __m512 zero = _mm512_setzero_ps();
+  double loss = 0.0, prod = 1.0;
+  for (int i0 = 0; i0 < n; i0 += 16) {  // the dots in g become the gradient scales
+    const __mmask16 lanes = __mmask16((1u << std::min(16, n - i0)) - 1);
+    const __m512 f = _mm512_maskz_loadu_ps(lanes, g + i0);
+    const __m512 lab = _mm512_maskz_loadu_ps(lanes, labels + i0);
+    const __m512 a = _mm512_abs_ps(f);
+    const __m512 z = ei::pexp(_mm512_sub_ps(zero, a));  // in (0, 1]
+    const __m512 q = _mm512_div_ps(one, _mm512_add_ps(one, z));
+    const __m512 sig = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(f, zero, _CMP_GE_OQ), _mm512_mul_ps(z, q), q);
+    __m512 gv = _mm512_mul_ps(al, _mm512_sub_ps(lab, sig));
+    if (skip_saturated) gv = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, lim, _CMP_LT_OQ), gv);
+    _mm512_mask_storeu_ps(g + i0, lanes, gv);
+    if (want_loss) {  // softplus(-f) for label 1, softplus(f) for label 0: see w2v_logistic_rows
+      const __m512 m = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(lab, half, _CMP_GT_OQ), f,
+                                            _mm512_sub_ps(zero, f));
+      loss += double(_mm512_mask_reduce_add_ps(lanes, _mm512_max_ps(m, zero)));
+      // the log1p terms as the log of the product of the (1 + z), each in (1, 2]
+      prod *= double(_mm512_reduce_mul_ps(_mm512_mask_blend_ps(lanes, one, _mm512_add_ps(one, z))));
+    }
+  }
+  for (int i = 0; i < n; ++i) {
+    if (g[i] == 0.0f) continue;  // a saturated node (or a step too small to move anything)
+    const __m512 gi = _mm512_set1_ps(g[i]);
+    float* o = rows[i];
+#pragma GCC unroll 8
+    for (int k = 0; k < NK; ++k) {
+      const __m512 v = r.load(o, k);
+      acc[k] = _mm512_fmadd_ps(gi, v, acc[k]);
+      r.store(o, k, _mm512_fmadd_ps(gi, x[k], v));
+    }
+  }
+#pragma GCC unroll 8
+  for (int k = 0; k < NK; ++k) r.store(e, k, acc[k]);
+  return want_loss ? loss + std::log(prod) : 0.0;
+}
 }  // namespace w2v_avx512
+
+inline double w2v_logistic_rows_avx512(const float* l1, float* const* rows, const float* labels,
+                                       int n, float* e, index_t D, float alpha, bool want_loss,
+                                       bool skip_saturated) {
+  double loss = 0.0;
+  w2v_avx512::with_nk(D, [&](auto nk) {
+    loss = w2v_avx512::rows_step<decltype(nk)::value>(l1, rows, labels, n, e, D, alpha, want_loss,
+                                                      skip_saturated);
+  });
+  return loss;
+}
 
 template <>
 inline void w2v_window_dots<float>(const float* syn0, const float* syn1, index_t D, index_t j0,
@@ -581,6 +671,13 @@ double word2vec_cbow_hs(T* syn0, T* syn1, index_t D, const std::int64_t* ctx, in
 // ---------------------------------------------------------------------------------------
 // Training on one job: a run of sentences of in-vocabulary token ids.
 
+// One slot of the noise distribution's alias table. The two halves sit together because a
+// draw reads both at a random slot: as two arrays they were two cache misses per negative.
+struct W2VAlias {
+  std::uint32_t prob;
+  std::int32_t idx;
+};
+
 // What stays fixed during training: the weights and the sampling tables.
 template <class T>
 struct W2VModel {
@@ -592,9 +689,8 @@ struct W2VModel {
   // always; stored as uint64 so that "always" is exact).
   const std::uint64_t* keep = nullptr;  // (V,)
   // Alias table of the noise distribution: draw i uniform in [0, V), keep i when a 32-bit
-  // draw is < alias_prob[i], else take alias_idx[i]. Two draws, O(1).
-  const std::uint32_t* alias_prob = nullptr;  // (V,)
-  const std::int32_t* alias_idx = nullptr;    // (V,)
+  // draw is < alias[i].prob, else take alias[i].idx. Two draws, O(1), and one cache line.
+  const W2VAlias* alias = nullptr;  // (V,)
   // Huffman paths in CSR form: word w's nodes are points[code_off[w] .. code_off[w + 1]).
   const std::int64_t* code_off = nullptr;  // (V + 1,)
   const std::int32_t* points = nullptr;
@@ -633,7 +729,7 @@ W2VResult w2v_train_job(const W2VModel<T>& m, const W2VJob& job);
 
 // n draws from the alias table exactly as training draws negatives (seeded like a job), so
 // tests can check the sampled distribution itself.
-void w2v_draw_negatives(const std::uint32_t* alias_prob, const std::int32_t* alias_idx, index_t V,
+void w2v_draw_negatives(const W2VAlias* alias, index_t V,
                         std::uint64_t seed, std::int64_t* out, index_t n);
 
 }  // namespace nnkern
