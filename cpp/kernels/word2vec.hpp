@@ -315,28 +315,44 @@ inline void update(float* syn0, float* syn1, index_t D, index_t j0, index_t n,
   }
 }
 
+// The gradient scales alpha (label - sigmoid(f)) of the `lanes` of 16 dots f, with sigmoid
+// taken stably from z = exp(-|f|), and zero where |f| >= kW2VMaxExp when skip_saturated
+// (`ok` has the lanes that were not). With want_loss, the lanes' log-losses softplus(-+f):
+// their max(-+f, 0) parts are added to `linear`, and the product of their (1 + z), each in
+// (1, 2], is returned in `log_arg` (its log is the log1p parts: one log per call).
+inline __m512 scales16(__m512 f, __m512 lab, float alpha, __mmask16 lanes, bool skip_saturated,
+                       bool want_loss, double& linear, double& log_arg, __mmask16& ok) {
+  namespace ei = Eigen::internal;
+  const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+  const __m512 a = _mm512_abs_ps(f);
+  ok = _mm512_mask_cmp_ps_mask(lanes, a, _mm512_set1_ps(float(kW2VMaxExp)), _CMP_LT_OQ);
+  const __m512 z = ei::pexp(_mm512_sub_ps(zero, a));  // in (0, 1]
+  const __m512 q = _mm512_div_ps(one, _mm512_add_ps(one, z));
+  const __m512 sig = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(f, zero, _CMP_GE_OQ), _mm512_mul_ps(z, q), q);
+  const __m512 g = _mm512_mul_ps(_mm512_set1_ps(alpha), _mm512_sub_ps(lab, sig));
+  if (want_loss) {  // softplus(-f) for label 1, softplus(f) for label 0
+    const __m512 m = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(lab, _mm512_set1_ps(0.5f), _CMP_GT_OQ),
+                                          f, _mm512_sub_ps(zero, f));
+    linear += double(_mm512_mask_reduce_add_ps(lanes, _mm512_max_ps(m, zero)));
+    log_arg = double(_mm512_reduce_mul_ps(_mm512_mask_blend_ps(lanes, one, _mm512_add_ps(one, z))));
+  }
+  return _mm512_maskz_mov_ps(skip_saturated ? ok : lanes, g);
+}
+
 // The gradient scales of one node's row of C dots, 16 at a time (the scalar loop in
 // w2v_sg_hs_window does the same per value); returns how many it did (all of them).
 inline index_t grads(float* g, index_t C, float label, float alpha, bool want_loss, double& loss,
                      bool& any) {
-  namespace ei = Eigen::internal;
-  const __m512 one = _mm512_set1_ps(1.0f), lim = _mm512_set1_ps(float(kW2VMaxExp));
-  const __m512 lab = _mm512_set1_ps(label), al = _mm512_set1_ps(alpha), zero = _mm512_setzero_ps();
+  const __m512 lab = _mm512_set1_ps(label);
   for (index_t c0 = 0; c0 < C; c0 += 16) {
     const __mmask16 lanes = __mmask16((1u << std::min<index_t>(16, C - c0)) - 1);
-    const __m512 f = _mm512_maskz_loadu_ps(lanes, g + c0);
-    const __m512 a = _mm512_abs_ps(f);
-    const __mmask16 ok = _mm512_mask_cmp_ps_mask(lanes, a, lim, _CMP_LT_OQ);
-    const __m512 z = ei::pexp(_mm512_sub_ps(zero, a));  // in (0, 1]
-    const __m512 r = _mm512_div_ps(one, _mm512_add_ps(one, z));
-    const __m512 sig = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(f, zero, _CMP_GE_OQ), _mm512_mul_ps(z, r), r);
-    _mm512_mask_storeu_ps(g + c0, lanes, _mm512_maskz_mul_ps(ok, al, _mm512_sub_ps(lab, sig)));
+    double log_arg = 1.0;
+    __mmask16 ok;
+    const __m512 gv = scales16(_mm512_maskz_loadu_ps(lanes, g + c0), lab, alpha, lanes, true,
+                               want_loss, loss, log_arg, ok);
+    _mm512_mask_storeu_ps(g + c0, lanes, gv);
     any |= ok != 0;
-    if (want_loss) {  // softplus(-f) for label 1, softplus(f) for label 0
-      const __m512 m = label > 0.5f ? _mm512_sub_ps(zero, f) : f;
-      const __m512 term = _mm512_add_ps(_mm512_max_ps(m, zero), ei::plog1p(z));
-      loss += double(_mm512_mask_reduce_add_ps(lanes, term));
-    }
+    if (want_loss) loss += std::log(log_arg);
   }
   return C;
 }
@@ -364,7 +380,6 @@ inline void with_nk(index_t n, F&& f) {
 template <int NK>
 inline double rows_step(const float* l1, float* const* rows, const float* labels, int n, float* e,
                         index_t D, float alpha, bool want_loss, bool skip_saturated) {
-  namespace ei = Eigen::internal;
   const Rows<NK> r(D);
   __m512 x[NK], acc[NK];
 #pragma GCC unroll 8
@@ -383,28 +398,16 @@ inline double rows_step(const float* l1, float* const* rows, const float* labels
     }
     g[i] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
   }
-  const __m512 one = _mm512_set1_ps(1.0f), half = _mm512_set1_ps(0.5f);
-  const __m512 lim = _mm512_set1_ps(float(kW2VMaxExp)), al = _mm512_set1_ps(alpha);
-  const __m512 zero = _mm512_setzero_ps();
-  double loss = 0.0, prod = 1.0;
+  double loss = 0.0, prod = 1.0;  // n <= 64 factors of (1, 2]: no overflow
   for (int i0 = 0; i0 < n; i0 += 16) {  // the dots in g become the gradient scales
     const __mmask16 lanes = __mmask16((1u << std::min(16, n - i0)) - 1);
-    const __m512 f = _mm512_maskz_loadu_ps(lanes, g + i0);
-    const __m512 lab = _mm512_maskz_loadu_ps(lanes, labels + i0);
-    const __m512 a = _mm512_abs_ps(f);
-    const __m512 z = ei::pexp(_mm512_sub_ps(zero, a));  // in (0, 1]
-    const __m512 q = _mm512_div_ps(one, _mm512_add_ps(one, z));
-    const __m512 sig = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(f, zero, _CMP_GE_OQ), _mm512_mul_ps(z, q), q);
-    __m512 gv = _mm512_mul_ps(al, _mm512_sub_ps(lab, sig));
-    if (skip_saturated) gv = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, lim, _CMP_LT_OQ), gv);
+    double log_arg = 1.0;
+    __mmask16 ok;
+    const __m512 gv = scales16(_mm512_maskz_loadu_ps(lanes, g + i0),
+                               _mm512_maskz_loadu_ps(lanes, labels + i0), alpha, lanes,
+                               skip_saturated, want_loss, loss, log_arg, ok);
     _mm512_mask_storeu_ps(g + i0, lanes, gv);
-    if (want_loss) {  // softplus(-f) for label 1, softplus(f) for label 0: see w2v_logistic_rows
-      const __m512 m = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(lab, half, _CMP_GT_OQ), f,
-                                            _mm512_sub_ps(zero, f));
-      loss += double(_mm512_mask_reduce_add_ps(lanes, _mm512_max_ps(m, zero)));
-      // the log1p terms as the log of the product of the (1 + z), each in (1, 2]
-      prod *= double(_mm512_reduce_mul_ps(_mm512_mask_blend_ps(lanes, one, _mm512_add_ps(one, z))));
-    }
+    prod *= log_arg;
   }
   for (int i = 0; i < n; ++i) {
     if (g[i] == 0.0f) continue;  // a saturated node (or a step too small to move anything)
