@@ -78,8 +78,7 @@ inline double w2v_logistic_step(const T* l1, T* out, T* e, index_t D, T label, T
 constexpr int kW2VBatch = 64;
 
 #if defined(__AVX512F__)
-// float with D <= 128 on AVX-512 (below): l1 and e held in registers.
-constexpr index_t kW2VRegisterD = 128;
+// float on AVX-512 (below): a chunk of l1 and e held in registers.
 inline double w2v_logistic_rows_avx512(const float* l1, float* const* rows, const float* labels, int n,
                                 float* e, index_t D, float alpha, bool want_loss,
                                 bool skip_saturated);
@@ -90,8 +89,7 @@ inline double w2v_logistic_rows(const T* l1, T* const* rows, const T* labels, in
                                 index_t D, T alpha, bool want_loss, bool skip_saturated) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>)
-    if (D <= kW2VRegisterD)
-      return w2v_logistic_rows_avx512(l1, rows, labels, n, e, D, alpha, want_loss, skip_saturated);
+    return w2v_logistic_rows_avx512(l1, rows, labels, n, e, D, alpha, want_loss, skip_saturated);
 #endif
   T f[kW2VBatch];
   for (int r = 0; r < n; ++r) f[r] = w2v_dot(l1, rows[r], D);
@@ -372,47 +370,45 @@ inline void with_nk(index_t n, F&& f) {
   }
 }
 
-// One example's logistic steps over n distinct rows (w2v_logistic_rows), with l1 and the
-// gradient step e held in NK registers each from the first dot to the last update: each
-// output row is loaded twice (for its dot, then for its update) and stored once, where the
-// generic loops also reload l1 and load and store e once per row. The n gradient scales are
-// computed 16 at a time (exp as Eigen's pexp) instead of one scalar exp per row.
+// One example's logistic steps over n distinct rows (w2v_logistic_rows), a chunk of 128
+// columns at a time. In a chunk's dots its part of l1 stays in NK registers while it meets
+// every row; in its updates the same part of l1 and of the gradient step e stay there while
+// every row moves. Each output row is loaded twice (for its dot, then for its update) and
+// stored once, where the generic loops also reload l1 and load and store e once per row.
+// The n gradient scales are computed 16 at a time (exp as Eigen's pexp) instead of one
+// scalar exp per row.
 template <int NK>
-inline double rows_step(const float* l1, float* const* rows, const float* labels, int n, float* e,
-                        index_t D, float alpha, bool want_loss, bool skip_saturated) {
-  const Rows<NK> r(D);
-  __m512 x[NK], acc[NK];
+inline void rows_dots(const float* l1, float* const* rows, int n, index_t j0, index_t m, float* f) {
+  const Rows<NK> r(m);
+  __m512 x[NK];
 #pragma GCC unroll 8
-  for (int k = 0; k < NK; ++k) {
-    x[k] = r.load(l1, k);
-    acc[k] = r.load(e, k);
-  }
-  alignas(64) float g[kW2VBatch];
+  for (int k = 0; k < NK; ++k) x[k] = r.load(l1 + j0, k);
   for (int i = 0; i < n; ++i) {
-    const float* o = rows[i];
+    const float* o = rows[i] + j0;
     __m512 a0 = _mm512_mul_ps(r.load(o, 0), x[0]), a1 = _mm512_setzero_ps();
 #pragma GCC unroll 8
     for (int k = 1; k < NK; ++k) {
       if (k & 1) a1 = _mm512_fmadd_ps(r.load(o, k), x[k], a1);
       else a0 = _mm512_fmadd_ps(r.load(o, k), x[k], a0);
     }
-    g[i] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    f[i] += _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
   }
-  double loss = 0.0, prod = 1.0;  // n <= 64 factors of (1, 2]: no overflow
-  for (int i0 = 0; i0 < n; i0 += 16) {  // the dots in g become the gradient scales
-    const __mmask16 lanes = __mmask16((1u << std::min(16, n - i0)) - 1);
-    double log_arg = 1.0;
-    __mmask16 ok;
-    const __m512 gv = scales16(_mm512_maskz_loadu_ps(lanes, g + i0),
-                               _mm512_maskz_loadu_ps(lanes, labels + i0), alpha, lanes,
-                               skip_saturated, want_loss, loss, log_arg, ok);
-    _mm512_mask_storeu_ps(g + i0, lanes, gv);
-    prod *= log_arg;
+}
+
+template <int NK>
+inline void rows_update(const float* l1, float* const* rows, int n, index_t j0, index_t m,
+                        const float* g, float* e) {
+  const Rows<NK> r(m);
+  __m512 x[NK], acc[NK];
+#pragma GCC unroll 8
+  for (int k = 0; k < NK; ++k) {
+    x[k] = r.load(l1 + j0, k);
+    acc[k] = r.load(e + j0, k);
   }
   for (int i = 0; i < n; ++i) {
     if (g[i] == 0.0f) continue;  // a saturated node (or a step too small to move anything)
     const __m512 gi = _mm512_set1_ps(g[i]);
-    float* o = rows[i];
+    float* o = rows[i] + j0;
 #pragma GCC unroll 8
     for (int k = 0; k < NK; ++k) {
       const __m512 v = r.load(o, k);
@@ -421,20 +417,35 @@ inline double rows_step(const float* l1, float* const* rows, const float* labels
     }
   }
 #pragma GCC unroll 8
-  for (int k = 0; k < NK; ++k) r.store(e, k, acc[k]);
-  return want_loss ? loss + std::log(prod) : 0.0;
+  for (int k = 0; k < NK; ++k) r.store(e + j0, k, acc[k]);
 }
 }  // namespace w2v_avx512
 
 inline double w2v_logistic_rows_avx512(const float* l1, float* const* rows, const float* labels,
                                        int n, float* e, index_t D, float alpha, bool want_loss,
                                        bool skip_saturated) {
-  double loss = 0.0;
-  w2v_avx512::with_nk(D, [&](auto nk) {
-    loss = w2v_avx512::rows_step<decltype(nk)::value>(l1, rows, labels, n, e, D, alpha, want_loss,
-                                                      skip_saturated);
-  });
-  return loss;
+  namespace w = w2v_avx512;
+  alignas(64) float g[kW2VBatch] = {};
+  for (index_t j0 = 0; j0 < D; j0 += kW2VChunk) {
+    const index_t m = std::min(kW2VChunk, D - j0);
+    w::with_nk(m, [&](auto nk) { w::rows_dots<decltype(nk)::value>(l1, rows, n, j0, m, g); });
+  }
+  double loss = 0.0, prod = 1.0;  // n <= 64 factors of (1, 2]: no overflow
+  for (int i0 = 0; i0 < n; i0 += 16) {  // the dots in g become the gradient scales
+    const __mmask16 lanes = __mmask16((1u << std::min(16, n - i0)) - 1);
+    double log_arg = 1.0;
+    __mmask16 ok;
+    const __m512 gv = w::scales16(_mm512_maskz_loadu_ps(lanes, g + i0),
+                                  _mm512_maskz_loadu_ps(lanes, labels + i0), alpha, lanes,
+                                  skip_saturated, want_loss, loss, log_arg, ok);
+    _mm512_mask_storeu_ps(g + i0, lanes, gv);
+    prod *= log_arg;
+  }
+  for (index_t j0 = 0; j0 < D; j0 += kW2VChunk) {
+    const index_t m = std::min(kW2VChunk, D - j0);
+    w::with_nk(m, [&](auto nk) { w::rows_update<decltype(nk)::value>(l1, rows, n, j0, m, g, e); });
+  }
+  return want_loss ? loss + std::log(prod) : 0.0;
 }
 
 template <>
