@@ -256,6 +256,18 @@ struct Rows {
   }
 };
 
+// The dot of a chunk of row o with NK registers v, in two accumulators.
+template <int NK>
+inline float dot_regs(const Rows<NK>& r, const float* o, const __m512* v) {
+  __m512 a0 = _mm512_mul_ps(r.load(o, 0), v[0]), a1 = _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int k = 1; k < NK; ++k) {
+    if (k & 1) a1 = _mm512_fmadd_ps(r.load(o, k), v[k], a1);
+    else a0 = _mm512_fmadd_ps(r.load(o, k), v[k], a0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
 template <int NK>
 inline void dots(const float* syn0, const float* syn1, index_t D, index_t j0, index_t n,
                  const std::int64_t* ctx, index_t C, const std::int32_t* points, index_t L,
@@ -266,16 +278,7 @@ inline void dots(const float* syn0, const float* syn1, index_t D, index_t j0, in
     __m512 v[NK];
 #pragma GCC unroll 8
     for (int k = 0; k < NK; ++k) v[k] = r.load(node, k);
-    for (index_t c = 0; c < C; ++c) {
-      const float* x = syn0 + ctx[c] * D + j0;
-      __m512 a0 = _mm512_mul_ps(r.load(x, 0), v[0]), a1 = _mm512_setzero_ps();
-#pragma GCC unroll 8
-      for (int k = 1; k < NK; ++k) {
-        if (k & 1) a1 = _mm512_fmadd_ps(r.load(x, k), v[k], a1);
-        else a0 = _mm512_fmadd_ps(r.load(x, k), v[k], a0);
-      }
-      F[d * C + c] += _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-    }
+    for (index_t c = 0; c < C; ++c) F[d * C + c] += dot_regs(r, syn0 + ctx[c] * D + j0, v);
   }
 }
 
@@ -383,16 +386,7 @@ inline void rows_dots(const float* l1, float* const* rows, int n, index_t j0, in
   __m512 x[NK];
 #pragma GCC unroll 8
   for (int k = 0; k < NK; ++k) x[k] = r.load(l1 + j0, k);
-  for (int i = 0; i < n; ++i) {
-    const float* o = rows[i] + j0;
-    __m512 a0 = _mm512_mul_ps(r.load(o, 0), x[0]), a1 = _mm512_setzero_ps();
-#pragma GCC unroll 8
-    for (int k = 1; k < NK; ++k) {
-      if (k & 1) a1 = _mm512_fmadd_ps(r.load(o, k), x[k], a1);
-      else a0 = _mm512_fmadd_ps(r.load(o, k), x[k], a0);
-    }
-    f[i] += _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-  }
+  for (int i = 0; i < n; ++i) f[i] += dot_regs(r, rows[i] + j0, x);
 }
 
 template <int NK>
