@@ -11,7 +11,7 @@ from nnkern import ops
 from nnkern import reference as ref
 
 # (40, 2500): channels in three chunks of the kernels' channel loops, the last one partial
-SHAPES = [(2, 1), (5, 3), (64, 33), (300, 130), (40, 2500), (4, 3, 7), (3, 5, 1), (9, 2, 2000)]
+SHAPES = [(2, 1), (5, 3), (64, 33), (300, 130), (40, 2500), (100, 1100), (4, 3, 7), (3, 5, 1), (9, 2, 2000)]
 
 
 def _inputs(rng, shape, dtype, offset=0.0):
@@ -106,8 +106,10 @@ def test_matches_torch_batchnorm1d_train_then_eval(torch, rng, dtype, shape):
         assert_close(dbeta, bn.bias.grad.numpy(), **tol)
 
 
-# (1100, 2100): 9 MB, so the outputs take the streaming-store path, in channel chunks
-@pytest.mark.parametrize("shape", [(3000, 37), (1100, 2100)])
+# (1100, 2100): 9 MB, so the outputs take the streaming-store path, in channel chunks.
+# (200, 3000) and (400, 5300): short and wide, so the training forward works in column blocks
+# (of different widths for 1 and 2 threads), the second through streaming stores.
+@pytest.mark.parametrize("shape", [(3000, 37), (1100, 2100), (200, 3000), (400, 5300)])
 def test_result_does_not_depend_on_threads(rng, shape):
     import nnkern
 

@@ -33,14 +33,34 @@ constexpr index_t kSubRows = 256;
 // 2x the time of C = 1024 for the same number of elements, before chunking).
 constexpr index_t kChanChunk = 1024;
 
-// a[c] = sum of f(x[n * C + c], c) over the rows [r0, r1), in T (at most kSubRows rows).
-template <class T, class F>
-inline void column_sums(const T* x, index_t r0, index_t r1, index_t C, T* __restrict a, F f) {
+struct NoHook {
+  void operator()(index_t) const {}
+};
+
+// a[c] = sum of f(x[n * ld + c], c) for c < C over the rows [r0, r1), in T (at most kSubRows
+// rows); ld is the row stride (C for whole rows, more for a block of columns). row_hook(n)
+// runs before row n is read (the column-block path prefetches with it).
+template <class T, class F, class H = NoHook>
+inline void column_sums(const T* x, index_t r0, index_t r1, index_t ld, index_t C,
+                        T* __restrict a, F f, H row_hook = H()) {
   std::fill(a, a + C, T(0));
   for (index_t c0 = 0; c0 < C; c0 += kChanChunk) {
     const index_t c1 = std::min(C, c0 + kChanChunk);
-    for (index_t n = r0; n < r1; ++n) {
-      const T* __restrict xr = x + n * C;
+    index_t n = r0;
+    // four rows per visit of the accumulators: a quarter of their loads and stores
+    for (; n + 4 <= r1; n += 4) {
+      for (index_t j = 0; j < 4; ++j) row_hook(n + j);
+      const T* __restrict x0 = x + n * ld;
+      const T* __restrict x1 = x0 + ld;
+      const T* __restrict x2 = x1 + ld;
+      const T* __restrict x3 = x2 + ld;
+#pragma omp simd
+      for (index_t c = c0; c < c1; ++c)
+        a[c] += (f(x0[c], c) + f(x1[c], c)) + (f(x2[c], c) + f(x3[c], c));
+    }
+    for (; n < r1; ++n) {
+      row_hook(n);
+      const T* __restrict xr = x + n * ld;
 #pragma omp simd
       for (index_t c = c0; c < c1; ++c) a[c] += f(xr[c], c);
     }
@@ -56,7 +76,19 @@ inline void sub_block_sums(const T* dy, const T* x, const T* mean, index_t m, in
   std::fill(a0, a0 + 2 * C, T(0));
   for (index_t c0 = 0; c0 < C; c0 += kChanChunk) {
     const index_t c1 = std::min(C, c0 + kChanChunk);
-    for (index_t n = 0; n < m; ++n) {
+    index_t n = 0;
+    for (; n + 4 <= m; n += 4) {  // four rows per visit of the accumulators
+      const T* __restrict g0 = dy + n * C;
+      const T* __restrict x0 = x + n * C;
+#pragma omp simd
+      for (index_t c = c0; c < c1; ++c) {
+        const T mc = mean[c];
+        a0[c] += (g0[c] + g0[c + C]) + (g0[c + 2 * C] + g0[c + 3 * C]);
+        a1[c] += (g0[c] * (x0[c] - mc) + g0[c + C] * (x0[c + C] - mc)) +
+                 (g0[c + 2 * C] * (x0[c + 2 * C] - mc) + g0[c + 3 * C] * (x0[c + 3 * C] - mc));
+      }
+    }
+    for (; n < m; ++n) {
       const T* __restrict g = dy + n * C;
       const T* __restrict xr = x + n * C;
 #pragma omp simd
@@ -136,7 +168,7 @@ void channel_moments(const T* x, index_t N, index_t C, index_t L, double* mean, 
       T* __restrict a = acc.data();
       T* __restrict mb = a + C;
       for (index_t r0 = n0; r0 < n1; r0 += kSubRows) {
-        column_sums(x, r0, std::min(n1, r0 + kSubRows), C, a, [](T v, index_t) { return v; });
+        column_sums(x, r0, std::min(n1, r0 + kSubRows), C, C, a, [](T v, index_t) { return v; });
         for (index_t c = 0; c < C; ++c) s[c] += double(a[c]);
       }
       for (index_t c = 0; c < C; ++c) {
@@ -145,7 +177,7 @@ void channel_moments(const T* x, index_t N, index_t C, index_t L, double* mean, 
       }
       // squared deviations from the block mean as rounded to T: the block is still in L2
       for (index_t r0 = n0; r0 < n1; r0 += kSubRows) {
-        column_sums(x, r0, std::min(n1, r0 + kSubRows), C, a, [mb](T v, index_t c) {
+        column_sums(x, r0, std::min(n1, r0 + kSubRows), C, C, a, [mb](T v, index_t c) {
           const T d = v - mb[c];
           return d * d;
         });
@@ -230,12 +262,106 @@ void channel_map(T* out, index_t N, index_t C, index_t L, F f) {
   });
 }
 
+// Training-mode forward of short, wide (N, C) data in column blocks: W channels over all N
+// rows. A block holds whole channels, so its statistics are final once its rows have been
+// read, and the same block, still in L2, is normalised right away: x crosses from L3 or
+// memory once instead of twice. Rows of a block are a row stride apart, so the block's row
+// segments must be long (kMinSegBytes) for the hardware prefetchers to keep up; tall batches
+// keep the row-block path (measured at (4096, 1024), 64-byte segments: 4x slower than rows).
+// At (256, 4096) float32 the forward took 0.18-0.22 ms against 0.22-0.29 ms by rows.
+constexpr index_t kColBytes = index_t(512) << 10;  // a block: half of a 1 MiB L2
+constexpr index_t kMinSegBytes = 1024;
+// The first sweep over a block asks for the line kAhead rows ahead itself.
+constexpr index_t kAhead = 8;
+
+inline void prefetch_line(const void* p) {
+#if defined(__SSE2__)
+  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
+#endif
+}
+
+// W for column blocks of (N, C) data: whole cache lines, at most kChanChunk, and blocks enough
+// to give every thread two; 0 when the segments would be shorter than kMinSegBytes.
+template <class T>
+index_t column_block_width(index_t N, index_t C) {
+  constexpr index_t line = 64 / index_t(sizeof(T));
+  if (N < 1 || C < 1) return 0;
+  const auto round = [](index_t v) { return (v + line - 1) / line * line; };
+  const index_t fair = (C + 2 * get_num_threads() - 1) / (2 * get_num_threads());
+  const index_t fit = kColBytes / (N * index_t(sizeof(T))) / line * line;
+  const index_t W = std::min({fit, round(fair), kChanChunk});
+  return W * index_t(sizeof(T)) >= kMinSegBytes ? W : 0;
+}
+
+template <class T>
+void forward_columns(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var,
+                     T* y, T* save_mean, T* save_invstd, index_t N, index_t C, index_t W,
+                     bool update_running, double momentum, double eps) {
+  const bool stream = index_t(sizeof(T)) * N * C > kStreamBytes;
+  const double inv = 1.0 / double(N), unbias = double(N) / double(N - 1);
+  parallel_rows((C + W - 1) / W, N * C, [&](index_t b) {
+    const index_t c0 = b * W, w = std::min(W, C - c0);
+    const T* xb = x + c0;
+    alignas(64) T a[kChanChunk], mb[kChanChunk], sc[kChanChunk], sh[kChanChunk], stage[kChanChunk];
+    double s[kChanChunk], m2[kChanChunk];
+    std::fill(s, s + w, 0.0);
+    std::fill(m2, m2 + w, 0.0);
+    for (index_t r0 = 0; r0 < N; r0 += kSubRows) {
+      const index_t r1 = std::min(N, r0 + kSubRows);
+      column_sums(xb, r0, r1, C, w, a, [&](T v, index_t) { return v; }, [&](index_t n) {
+        if (n + kAhead < N) prefetch_line(xb + (n + kAhead) * C);
+      });
+      for (index_t c = 0; c < w; ++c) s[c] += double(a[c]);
+    }
+    for (index_t c = 0; c < w; ++c) mb[c] = T(s[c] * inv);
+    // squared deviations from the mean as rounded to T, the block now in L2
+    for (index_t r0 = 0; r0 < N; r0 += kSubRows) {
+      column_sums(xb, r0, std::min(N, r0 + kSubRows), C, w, a, [&](T v, index_t c) {
+        const T d = v - mb[c];
+        return d * d;
+      });
+      for (index_t c = 0; c < w; ++c) m2[c] += double(a[c]);
+    }
+    for (index_t c = 0; c < w; ++c) {
+      const index_t k = c0 + c;
+      const double mean = s[c] * inv, d = mean - double(mb[c]);
+      // M2 about the T-rounded mean m' is M2 + N (m - m')^2: put the mean back exact
+      const double var = std::max(0.0, m2[c] - double(N) * d * d) * inv;
+      if (update_running) {
+        running_mean[k] = T((1 - momentum) * double(running_mean[k]) + momentum * mean);
+        running_var[k] = T((1 - momentum) * double(running_var[k]) + momentum * var * unbias);
+      }
+      const double invstd = 1.0 / std::sqrt(var + eps);
+      save_mean[k] = mb[c];
+      save_invstd[k] = T(invstd);
+      sc[c] = T((gamma ? double(gamma[k]) : 1.0) * invstd);
+      sh[c] = beta ? beta[k] : T(0);
+    }
+    T* yb = y + c0;
+    for (index_t n = 0; n < N; ++n) {
+      const T* __restrict xr = xb + n * C;
+      T* __restrict out = stream ? stage : yb + n * C;
+#pragma omp simd
+      for (index_t c = 0; c < w; ++c) out[c] = (xr[c] - mb[c]) * sc[c] + sh[c];
+      if (stream) stream_copy(yb + n * C, stage, w);
+    }
+    if (stream) stream_fence();
+  });
+}
+
 }  // namespace
 
 template <class T>
 void batchnorm_forward(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var,
                        T* y, T* save_mean, T* save_invstd, index_t N, index_t C, index_t L,
                        bool batch_stats, bool update_running, double momentum, double eps) {
+  if (batch_stats && L == 1 && N > 1) {
+    if (const index_t W = column_block_width<T>(N, C)) {
+      forward_columns(x, gamma, beta, running_mean, running_var, y, save_mean, save_invstd, N, C,
+                      W, update_running, momentum, eps);
+      return;
+    }
+  }
   const double K = double(N) * double(L);
   std::vector<double> mean(C), var(C);
   if (batch_stats) {

@@ -1,8 +1,10 @@
 """Batch normalization computed by the C++ kernels; see nnkern.reference.norm for the math.
 
 Same names, signatures and results as the twins, which define the equations. Channel sums are
-taken in double over fixed blocks of rows (the same bits whatever the thread count); the
-backward recomputes x_hat from the saved x, mean and invstd instead of storing it.
+taken in double over fixed blocks of rows, or, for a short and wide (N, C) batch in training,
+over all rows of each channel in a block of columns that stays in L2 while it is normalised
+(the same bits whatever the thread count either way); the backward recomputes x_hat from the
+saved x, mean and invstd instead of storing it.
 """
 
 from __future__ import annotations
