@@ -293,12 +293,34 @@ index_t column_block_width(index_t N, index_t C) {
   return W * index_t(sizeof(T)) >= kMinSegBytes ? W : 0;
 }
 
+// What every forward does with channel k once its mean and (biased) variance are known:
+// the running-statistics update (training, unbiased variance, as torch), the saved mean and
+// 1/std for backward, and y's scale gamma/std and shift beta.
 template <class T>
-void forward_columns(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var,
-                     T* y, T* save_mean, T* save_invstd, index_t N, index_t C, index_t W,
-                     bool update_running, double momentum, double eps) {
+struct ChannelFinish {
+  const T *gamma, *beta;
+  T *running_mean, *running_var, *save_mean, *save_invstd;
+  bool update_running;
+  double momentum, unbias, eps;
+
+  void operator()(index_t k, double mean, double var, T& scale, T& shift) const {
+    if (update_running) {
+      running_mean[k] = T((1 - momentum) * double(running_mean[k]) + momentum * mean);
+      running_var[k] = T((1 - momentum) * double(running_var[k]) + momentum * var * unbias);
+    }
+    const double invstd = 1.0 / std::sqrt(var + eps);
+    save_mean[k] = T(mean);
+    save_invstd[k] = T(invstd);
+    scale = T((gamma ? double(gamma[k]) : 1.0) * invstd);
+    shift = beta ? beta[k] : T(0);
+  }
+};
+
+template <class T>
+void forward_columns(const T* x, T* y, index_t N, index_t C, index_t W,
+                     const ChannelFinish<T>& finish) {
   const bool stream = index_t(sizeof(T)) * N * C > kStreamBytes;
-  const double inv = 1.0 / double(N), unbias = double(N) / double(N - 1);
+  const double inv = 1.0 / double(N);
   parallel_rows((C + W - 1) / W, N * C, [&](index_t b) {
     const index_t c0 = b * W, w = std::min(W, C - c0);
     const T* xb = x + c0;
@@ -323,19 +345,9 @@ void forward_columns(const T* x, const T* gamma, const T* beta, T* running_mean,
       for (index_t c = 0; c < w; ++c) m2[c] += double(a[c]);
     }
     for (index_t c = 0; c < w; ++c) {
-      const index_t k = c0 + c;
       const double mean = s[c] * inv, d = mean - double(mb[c]);
       // M2 about the T-rounded mean m' is M2 + N (m - m')^2: put the mean back exact
-      const double var = std::max(0.0, m2[c] - double(N) * d * d) * inv;
-      if (update_running) {
-        running_mean[k] = T((1 - momentum) * double(running_mean[k]) + momentum * mean);
-        running_var[k] = T((1 - momentum) * double(running_var[k]) + momentum * var * unbias);
-      }
-      const double invstd = 1.0 / std::sqrt(var + eps);
-      save_mean[k] = mb[c];
-      save_invstd[k] = T(invstd);
-      sc[c] = T((gamma ? double(gamma[k]) : 1.0) * invstd);
-      sh[c] = beta ? beta[k] : T(0);
+      finish(c0 + c, mean, std::max(0.0, m2[c] - double(N) * d * d) * inv, sc[c], sh[c]);
     }
     T* yb = y + c0;
     for (index_t n = 0; n < N; ++n) {
@@ -355,35 +367,24 @@ template <class T>
 void batchnorm_forward(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var,
                        T* y, T* save_mean, T* save_invstd, index_t N, index_t C, index_t L,
                        bool batch_stats, bool update_running, double momentum, double eps) {
+  const double K = double(N) * double(L);
+  const ChannelFinish<T> finish{gamma,       beta,      running_mean,
+                                running_var, save_mean, save_invstd,
+                                batch_stats && update_running, momentum, K / (K - 1), eps};
   if (batch_stats && L == 1 && N > 1) {
     if (const index_t W = column_block_width<T>(N, C)) {
-      forward_columns(x, gamma, beta, running_mean, running_var, y, save_mean, save_invstd, N, C,
-                      W, update_running, momentum, eps);
+      forward_columns(x, y, N, C, W, finish);
       return;
     }
   }
-  const double K = double(N) * double(L);
   std::vector<double> mean(C), var(C);
   if (batch_stats) {
     channel_moments(x, N, C, L, mean.data(), var.data());
-    if (update_running) {
-      const double unbias = K / (K - 1);
-      for (index_t c = 0; c < C; ++c) {
-        running_mean[c] = T((1 - momentum) * double(running_mean[c]) + momentum * mean[c]);
-        running_var[c] = T((1 - momentum) * double(running_var[c]) + momentum * var[c] * unbias);
-      }
-    }
   } else {
     for (index_t c = 0; c < C; ++c) mean[c] = running_mean[c], var[c] = running_var[c];
   }
   std::vector<T> scale(C), shift(C);
-  for (index_t c = 0; c < C; ++c) {
-    const double invstd = 1.0 / std::sqrt(var[c] + eps);
-    save_mean[c] = T(mean[c]);
-    save_invstd[c] = T(invstd);
-    scale[c] = T((gamma ? double(gamma[c]) : 1.0) * invstd);
-    shift[c] = beta ? beta[c] : T(0);
-  }
+  for (index_t c = 0; c < C; ++c) finish(c, mean[c], var[c], scale[c], shift[c]);
   const T* sm = save_mean;
   const T* sc = scale.data();
   const T* sh = shift.data();
