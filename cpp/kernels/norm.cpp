@@ -150,6 +150,40 @@ void backward_sums(const T* dy, const T* x, const T* mean, index_t N, index_t C,
     }
 }
 
+// Means s and M2s (sums of squared deviations) of w columns of (rows, ld) data over the rows
+// [n0, n1), in two sweeps: sums in T per kSubRows rows, added in double; then, the block still
+// in L2, squared deviations from the mean as rounded to T (kept in mb), with M2 put back
+// about the exact mean (M2 about m' is M2 + n (m - m')^2). a is T scratch of w; row_hook(n)
+// runs before the first sweep reads row n.
+template <class T, class H = NoHook>
+void block_moments(const T* x, index_t n0, index_t n1, index_t ld, index_t w, T* __restrict a,
+                   T* __restrict mb, double* __restrict s, double* __restrict m2, H row_hook = H()) {
+  std::fill(s, s + w, 0.0);
+  std::fill(m2, m2 + w, 0.0);
+  for (index_t r0 = n0; r0 < n1; r0 += kSubRows) {
+    column_sums(x, r0, std::min(n1, r0 + kSubRows), ld, w, a, [](T v, index_t) { return v; },
+                row_hook);
+    for (index_t c = 0; c < w; ++c) s[c] += double(a[c]);
+  }
+  const double inv = 1.0 / double(n1 - n0);
+  for (index_t c = 0; c < w; ++c) {
+    s[c] *= inv;
+    mb[c] = T(s[c]);
+  }
+  for (index_t r0 = n0; r0 < n1; r0 += kSubRows) {
+    column_sums(x, r0, std::min(n1, r0 + kSubRows), ld, w, a, [mb](T v, index_t c) {
+      const T d = v - mb[c];
+      return d * d;
+    });
+    for (index_t c = 0; c < w; ++c) m2[c] += double(a[c]);
+  }
+  const double n = double(n1 - n0);
+  for (index_t c = 0; c < w; ++c) {
+    const double d = s[c] - double(mb[c]);
+    m2[c] = std::max(0.0, m2[c] - n * d * d);
+  }
+}
+
 // Per-channel mean and biased variance of x (N, C, L) in ONE pass over memory, robust to any
 // offset: each block of R rows (sized to stay in L2) is read once from memory for its sums,
 // then again from cache for its squared deviations from its own mean; the blocks are merged
@@ -165,30 +199,7 @@ void channel_moments(const T* x, index_t N, index_t C, index_t L, double* mean, 
     const double inv = 1.0 / double((n1 - n0) * L);
     if (L == 1) {
       std::vector<T> acc(2 * C);
-      T* __restrict a = acc.data();
-      T* __restrict mb = a + C;
-      for (index_t r0 = n0; r0 < n1; r0 += kSubRows) {
-        column_sums(x, r0, std::min(n1, r0 + kSubRows), C, C, a, [](T v, index_t) { return v; });
-        for (index_t c = 0; c < C; ++c) s[c] += double(a[c]);
-      }
-      for (index_t c = 0; c < C; ++c) {
-        s[c] *= inv;
-        mb[c] = T(s[c]);
-      }
-      // squared deviations from the block mean as rounded to T: the block is still in L2
-      for (index_t r0 = n0; r0 < n1; r0 += kSubRows) {
-        column_sums(x, r0, std::min(n1, r0 + kSubRows), C, C, a, [mb](T v, index_t c) {
-          const T d = v - mb[c];
-          return d * d;
-        });
-        for (index_t c = 0; c < C; ++c) m2[c] += double(a[c]);
-      }
-      // M2 about the T-rounded mean m' is M2 + n (m - m')^2: put the block mean back exact
-      const double nbk = double(n1 - n0);
-      for (index_t c = 0; c < C; ++c) {
-        const double d = s[c] - double(mb[c]);
-        m2[c] = std::max(0.0, m2[c] - nbk * d * d);
-      }
+      block_moments(x, n0, n1, C, C, acc.data(), acc.data() + C, s, m2);
       return;
     }
     for (index_t n = n0; n < n1; ++n)
@@ -326,29 +337,10 @@ void forward_columns(const T* x, T* y, index_t N, index_t C, index_t W,
     const T* xb = x + c0;
     alignas(64) T a[kChanChunk], mb[kChanChunk], sc[kChanChunk], sh[kChanChunk], stage[kChanChunk];
     double s[kChanChunk], m2[kChanChunk];
-    std::fill(s, s + w, 0.0);
-    std::fill(m2, m2 + w, 0.0);
-    for (index_t r0 = 0; r0 < N; r0 += kSubRows) {
-      const index_t r1 = std::min(N, r0 + kSubRows);
-      column_sums(xb, r0, r1, C, w, a, [&](T v, index_t) { return v; }, [&](index_t n) {
-        if (n + kAhead < N) prefetch_line(xb + (n + kAhead) * C);
-      });
-      for (index_t c = 0; c < w; ++c) s[c] += double(a[c]);
-    }
-    for (index_t c = 0; c < w; ++c) mb[c] = T(s[c] * inv);
-    // squared deviations from the mean as rounded to T, the block now in L2
-    for (index_t r0 = 0; r0 < N; r0 += kSubRows) {
-      column_sums(xb, r0, std::min(N, r0 + kSubRows), C, w, a, [&](T v, index_t c) {
-        const T d = v - mb[c];
-        return d * d;
-      });
-      for (index_t c = 0; c < w; ++c) m2[c] += double(a[c]);
-    }
-    for (index_t c = 0; c < w; ++c) {
-      const double mean = s[c] * inv, d = mean - double(mb[c]);
-      // M2 about the T-rounded mean m' is M2 + N (m - m')^2: put the mean back exact
-      finish(c0 + c, mean, std::max(0.0, m2[c] - double(N) * d * d) * inv, sc[c], sh[c]);
-    }
+    block_moments(xb, 0, N, C, w, a, mb, s, m2, [&](index_t n) {
+      if (n + kAhead < N) prefetch_line(xb + (n + kAhead) * C);
+    });
+    for (index_t c = 0; c < w; ++c) finish(c0 + c, s[c], m2[c] * inv, sc[c], sh[c]);
     T* yb = y + c0;
     for (index_t n = 0; n < N; ++n) {
       const T* __restrict xr = xb + n * C;
